@@ -1,0 +1,196 @@
+// Package cluster defines the cluster state Regent keeps in the DCS — members,
+// the leader key, the dynamic configuration, status and history — as plain
+// data shared by the HA core, the etcd adapter, the REST API and the CLI.
+// It performs no I/O. JSON shapes follow Patroni's, so existing tooling that
+// reads the keys keeps working.
+package cluster
+
+import (
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Roles a member reports in its member key and REST API.
+const (
+	RolePrimary       = "primary"
+	RoleReplica       = "replica"
+	RoleUninitialized = "uninitialized"
+)
+
+// PostgreSQL states a member reports, as in Patroni's member value.
+const (
+	StateRunning         = "running"
+	StateStarting        = "starting"
+	StateStopped         = "stopped"
+	StateStopping        = "stopping"
+	StateCrashed         = "crashed"
+	StateInitializing    = "initializing new cluster"
+	StateCreatingReplica = "creating replica"
+	StateRewinding       = "rewinding"
+	StateRewindFailed    = "rewind failed"
+	StateStartFailed     = "start failed"
+	StateRefused         = "refused"
+)
+
+// Replication states of a replica.
+const (
+	ReplicationStreaming = "streaming"
+	ReplicationArchive   = "in archive recovery"
+)
+
+// Tags are the per-member flags from the member's configuration file.
+type Tags struct {
+	NoFailover       bool   `json:"nofailover,omitempty" yaml:"nofailover"`
+	FailoverPriority *int   `json:"failover_priority,omitempty" yaml:"failover_priority"`
+	NoLoadBalance    bool   `json:"noloadbalance,omitempty" yaml:"noloadbalance"`
+	CloneFrom        bool   `json:"clonefrom,omitempty" yaml:"clonefrom"`
+	ReplicateFrom    string `json:"replicatefrom,omitempty" yaml:"replicatefrom"`
+	NoSync           bool   `json:"nosync,omitempty" yaml:"nosync"`
+}
+
+// Priority is the effective failover priority: 0 means never promote; the
+// default is 1. nofailover wins over any priority.
+func (t Tags) Priority() int {
+	if t.NoFailover {
+		return 0
+	}
+	if t.FailoverPriority == nil {
+		return 1
+	}
+	return *t.FailoverPriority
+}
+
+// Member is the value of members/<name>, written by each agent on its own
+// lease every HA loop.
+type Member struct {
+	Name                   string `json:"-"`
+	ConnURL                string `json:"conn_url"`
+	APIURL                 string `json:"api_url"`
+	State                  string `json:"state"`
+	Role                   string `json:"role"`
+	Version                string `json:"version"`
+	XLogLocation           *int64 `json:"xlog_location,omitempty"`
+	ReceiveLSN             *int64 `json:"receive_lsn,omitempty"`
+	ReplayLSN              *int64 `json:"replay_lsn,omitempty"`
+	ReplicationState       string `json:"replication_state,omitempty"`
+	Timeline               int    `json:"timeline,omitempty"`
+	Tags                   *Tags  `json:"tags,omitempty"`
+	CheckpointAfterPromote *bool  `json:"checkpoint_after_promote,omitempty"`
+	Pause                  bool   `json:"pause,omitempty"`
+	PendingRestart         bool   `json:"pending_restart,omitempty"`
+	// Revision is the etcd mod_revision of the key; not serialised.
+	Revision int64 `json:"-"`
+}
+
+// EffectiveTags returns the member's tags, or the zero value.
+func (m *Member) EffectiveTags() Tags {
+	if m == nil || m.Tags == nil {
+		return Tags{}
+	}
+	return *m.Tags
+}
+
+// Leader is the leader key: the holder's name on the holder's lease.
+type Leader struct {
+	Name           string
+	ModRevision    int64
+	CreateRevision int64
+	Lease          int64
+}
+
+// Initialize is the initialize key: the PostgreSQL system identifier of the
+// cluster, or "" while the bootstrap winner is still running initdb.
+type Initialize struct {
+	SystemID string
+	Revision int64
+}
+
+// Status is the status key the leader writes: its WAL position and slots.
+type Status struct {
+	Optime      int64            `json:"optime"`
+	Slots       map[string]int64 `json:"slots,omitempty"`
+	RetainSlots []string         `json:"retain_slots,omitempty"`
+}
+
+// HistoryEntry is one line of the history key:
+// [timeline, switch_lsn, reason, timestamp, new_leader].
+type HistoryEntry struct {
+	Timeline  int
+	SwitchLSN int64
+	Reason    string
+	Time      time.Time
+	NewLeader string
+}
+
+// Failover is the failover key: a requested switchover or failover.
+type Failover struct {
+	Leader      string `json:"leader,omitempty"`
+	Member      string `json:"member,omitempty"`
+	ScheduledAt string `json:"scheduled_at,omitempty"`
+	Revision    int64  `json:"-"`
+}
+
+// Cluster is one consistent view of the DCS, read at Revision.
+type Cluster struct {
+	Scope          string
+	Initialize     *Initialize
+	Config         *DynamicConfig
+	ConfigRevision int64
+	Leader         *Leader
+	Members        map[string]*Member
+	Status         Status
+	History        []HistoryEntry
+	Failover       *Failover
+	Revision       int64
+}
+
+// Member returns the named member or nil.
+func (c *Cluster) Member(name string) *Member {
+	if c == nil || c.Members == nil {
+		return nil
+	}
+	return c.Members[name]
+}
+
+// LeaderName returns the name in the leader key, or "" when there is none.
+func (c *Cluster) LeaderName() string {
+	if c == nil || c.Leader == nil {
+		return ""
+	}
+	return c.Leader.Name
+}
+
+// LeaderMember returns the member holding the leader key, or nil.
+func (c *Cluster) LeaderMember() *Member {
+	return c.Member(c.LeaderName())
+}
+
+// SortedMembers returns the members ordered by name.
+func (c *Cluster) SortedMembers() []*Member {
+	if c == nil {
+		return nil
+	}
+	out := make([]*Member, 0, len(c.Members))
+	for _, m := range c.Members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LastTimeline is the highest timeline recorded in the history, or 0.
+func (c *Cluster) LastTimeline() int {
+	tl := 0
+	for _, h := range c.History {
+		if h.Timeline > tl {
+			tl = h.Timeline
+		}
+	}
+	return tl
+}
+
+// FormatLSN renders an LSN as PostgreSQL does (X/Y).
+func FormatLSN(lsn int64) string {
+	return strconv.FormatUint(uint64(lsn)>>32, 16) + "/" + strconv.FormatUint(uint64(lsn)&0xffffffff, 16)
+}

@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DynamicConfig is the cluster-wide configuration kept in the config key.
+// Every member reads it from the DCS each loop; the first member to
+// bootstrap seeds it from its bootstrap.dcs section. Durations are in
+// seconds, as in Patroni.
+type DynamicConfig struct {
+	// TTL of the leader lease, seconds.
+	TTL int `json:"ttl" yaml:"ttl"`
+	// LoopWait is the pause between HA loop runs, seconds.
+	LoopWait int `json:"loop_wait" yaml:"loop_wait"`
+	// RetryTimeout bounds one DCS or PostgreSQL operation, seconds.
+	RetryTimeout int `json:"retry_timeout" yaml:"retry_timeout"`
+	// MaximumLagOnFailover is the largest lag, in bytes behind the last
+	// known leader optime, at which a replica may still be promoted.
+	MaximumLagOnFailover int64 `json:"maximum_lag_on_failover" yaml:"maximum_lag_on_failover"`
+	// PrimaryStartTimeout is how long a crashed primary may take to start
+	// again in place before its key is released, seconds.
+	PrimaryStartTimeout int `json:"primary_start_timeout" yaml:"primary_start_timeout"`
+	// FenceTimeout (D_fence) bounds the time from the decision to fence until
+	// PostgreSQL can acknowledge no further commit, seconds.
+	FenceTimeout float64 `json:"fence_timeout" yaml:"fence_timeout"`
+	// SafetyMargin (m) covers scheduling delay of the agent, seconds.
+	SafetyMargin float64 `json:"safety_margin" yaml:"safety_margin"`
+	// ClockDrift (ε) bounds the rate difference between this host's clock
+	// and the etcd leader's, as a fraction (0.01 = 1 %).
+	ClockDrift float64 `json:"clock_drift" yaml:"clock_drift"`
+	// PeerTimeout bounds each REST probe of a peer during a leader race,
+	// seconds.
+	PeerTimeout float64 `json:"peer_timeout" yaml:"peer_timeout"`
+	// Pause is maintenance mode: no automatic actions.
+	Pause bool `json:"pause,omitempty" yaml:"pause"`
+	// PostgreSQL holds cluster-wide PostgreSQL settings.
+	PostgreSQL PostgreSQLConfig `json:"postgresql" yaml:"postgresql"`
+}
+
+// PostgreSQLConfig is the postgresql section of the dynamic configuration.
+type PostgreSQLConfig struct {
+	UsePgRewind bool `json:"use_pg_rewind" yaml:"use_pg_rewind"`
+	// RemoveDataDirectoryOnRewindFailure allows re-cloning a member whose
+	// pg_rewind failed. Off by default: Regent never deletes a data
+	// directory unless told to.
+	RemoveDataDirectoryOnRewindFailure bool `json:"remove_data_directory_on_rewind_failure,omitempty" yaml:"remove_data_directory_on_rewind_failure"`
+	// RemoveDataDirectoryOnDivergedTimelines allows re-cloning a member
+	// whose timeline diverged when pg_rewind is not used.
+	RemoveDataDirectoryOnDivergedTimelines bool              `json:"remove_data_directory_on_diverged_timelines,omitempty" yaml:"remove_data_directory_on_diverged_timelines"`
+	Parameters                             map[string]string `json:"parameters,omitempty" yaml:"parameters"`
+}
+
+// DefaultDynamicConfig returns Regent's defaults. They are derived from the
+// fencing inequality R + D_fence + m <= TTL*(1-ε) (docs/timing.md):
+// with TTL 5 s, D_fence 1 s, m 0.5 s and ε 1 %, the renew deadline R is
+// 3.45 s, which still covers one loop (1 s), one timed-out renewal (1 s) and
+// an etcd leader election (1 s by etcd's default).
+func DefaultDynamicConfig() DynamicConfig {
+	return DynamicConfig{
+		TTL:                  5,
+		LoopWait:             1,
+		RetryTimeout:         1,
+		MaximumLagOnFailover: 1 << 20,
+		PrimaryStartTimeout:  30,
+		FenceTimeout:         1,
+		SafetyMargin:         0.5,
+		ClockDrift:           0.01,
+		PeerTimeout:          1,
+		PostgreSQL: PostgreSQLConfig{
+			UsePgRewind: true,
+		},
+	}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// TTLDuration is the lease TTL.
+func (c DynamicConfig) TTLDuration() time.Duration { return time.Duration(c.TTL) * time.Second }
+
+// LoopWaitDuration is the HA loop interval.
+func (c DynamicConfig) LoopWaitDuration() time.Duration {
+	return time.Duration(c.LoopWait) * time.Second
+}
+
+// RetryTimeoutDuration bounds one DCS or PostgreSQL call.
+func (c DynamicConfig) RetryTimeoutDuration() time.Duration {
+	return time.Duration(c.RetryTimeout) * time.Second
+}
+
+// PrimaryStartTimeoutDuration bounds an in-place restart of a crashed primary.
+func (c DynamicConfig) PrimaryStartTimeoutDuration() time.Duration {
+	return time.Duration(c.PrimaryStartTimeout) * time.Second
+}
+
+// FenceTimeoutDuration is D_fence.
+func (c DynamicConfig) FenceTimeoutDuration() time.Duration { return seconds(c.FenceTimeout) }
+
+// PeerTimeoutDuration bounds one peer probe.
+func (c DynamicConfig) PeerTimeoutDuration() time.Duration { return seconds(c.PeerTimeout) }
+
+// RenewDeadline is R: how long after sending the last confirmed lease
+// renewal the leader may keep accepting writes before it must start fencing,
+// so that fencing completes before etcd can expire the lease:
+//
+//	R = TTL*(1-ε) - D_fence - m
+func (c DynamicConfig) RenewDeadline() time.Duration {
+	ttl := float64(c.TTL) * (1 - c.ClockDrift)
+	return seconds(ttl - c.FenceTimeout - c.SafetyMargin)
+}
+
+// Validate checks types, ranges and the timing invariants. The error lists
+// every problem found.
+func (c DynamicConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.TTL < 2 {
+		bad("ttl must be at least 2 seconds, got %d", c.TTL)
+	}
+	if c.LoopWait < 1 {
+		bad("loop_wait must be at least 1 second, got %d", c.LoopWait)
+	}
+	if c.RetryTimeout < 1 {
+		bad("retry_timeout must be at least 1 second, got %d", c.RetryTimeout)
+	}
+	if c.MaximumLagOnFailover < 0 {
+		bad("maximum_lag_on_failover must not be negative, got %d", c.MaximumLagOnFailover)
+	}
+	if c.PrimaryStartTimeout < 0 {
+		bad("primary_start_timeout must not be negative, got %d", c.PrimaryStartTimeout)
+	}
+	if c.FenceTimeout <= 0 {
+		bad("fence_timeout must be positive, got %g", c.FenceTimeout)
+	}
+	if c.SafetyMargin < 0 {
+		bad("safety_margin must not be negative, got %g", c.SafetyMargin)
+	}
+	if c.ClockDrift < 0 || c.ClockDrift >= 0.5 {
+		bad("clock_drift must be in [0, 0.5), got %g", c.ClockDrift)
+	}
+	if c.PeerTimeout <= 0 {
+		bad("peer_timeout must be positive, got %g", c.PeerTimeout)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if c.LoopWait+2*c.RetryTimeout > c.TTL {
+		bad("loop_wait + 2*retry_timeout must not exceed ttl: %d + 2*%d > %d; raise ttl or lower loop_wait/retry_timeout",
+			c.LoopWait, c.RetryTimeout, c.TTL)
+	}
+	r := c.RenewDeadline()
+	if min := c.LoopWaitDuration() + c.RetryTimeoutDuration(); r < min {
+		bad("fencing inequality violated: renew deadline R = ttl*(1-clock_drift) - fence_timeout - safety_margin = %v "+
+			"must be at least loop_wait + retry_timeout = %v so that one failed renewal does not fence a healthy leader; "+
+			"raise ttl or lower fence_timeout/safety_margin", r, min)
+	}
+	return errors.Join(errs...)
+}
