@@ -1,0 +1,111 @@
+package ha
+
+import "strings"
+
+// Kind is an action the agent can execute.
+type Kind int
+
+// Action kinds. The agent executes a decision's actions in order and stops
+// at the first failure.
+const (
+	// Wait does nothing; the reason explains what the member waits for.
+	Wait Kind = iota
+	// Refuse stops the agent with an error: continuing could destroy data.
+	Refuse
+	// Fence stops PostgreSQL immediately (SIGQUIT, escalating to SIGKILL)
+	// because this member may no longer hold the leader lease.
+	Fence
+	// Demote stops a primary immediately because another member holds, or
+	// may take, the leader key. The next loop rejoins it as a replica.
+	Demote
+	// StopForRejoin stops a replica (fast) that cannot follow the leader on
+	// its current timeline, so the next loop can rewind it.
+	StopForRejoin
+	// Bootstrap races for the initialize key and, on winning, takes the
+	// leader key, runs initdb and starts the new cluster.
+	Bootstrap
+	// Clone copies the data directory from Target with pg_basebackup.
+	Clone
+	// Rewind runs pg_rewind against Target, then starts as its replica.
+	Rewind
+	// Reclone moves the diverged data directory aside and clones again.
+	Reclone
+	// StartPrimary starts PostgreSQL as a primary (crash restart in place).
+	StartPrimary
+	// StartReplica starts PostgreSQL as a standby following Target ("" =
+	// read-only standby without an upstream).
+	StartReplica
+	// Follow points a running replica at Target.
+	Follow
+	// ProbePeers asks the other members' REST APIs for their state; the
+	// agent then calls Decide again with Observation.Peers filled in.
+	ProbePeers
+	// AcquireLeader creates the leader key (create_revision == 0 txn).
+	AcquireLeader
+	// ReleaseLeader deletes the leader key if it still holds our name.
+	ReleaseLeader
+	// Promote promotes the local replica, appends to the history and
+	// starts the post-promote checkpoint.
+	Promote
+	// LeaderHousekeeping writes the status key and keeps the replication
+	// slots of the other members.
+	LeaderHousekeeping
+)
+
+var kindNames = [...]string{
+	Wait: "wait", Refuse: "refuse", Fence: "fence", Demote: "demote",
+	StopForRejoin: "stop_for_rejoin", Bootstrap: "bootstrap", Clone: "clone",
+	Rewind: "rewind", Reclone: "reclone", StartPrimary: "start_primary",
+	StartReplica: "start_replica", Follow: "follow", ProbePeers: "probe_peers",
+	AcquireLeader: "acquire_leader", ReleaseLeader: "release_leader",
+	Promote: "promote", LeaderHousekeeping: "leader_housekeeping",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Action is one step for the agent.
+type Action struct {
+	Kind Kind
+	// Target is the member to follow, clone or rewind from.
+	Target string
+}
+
+func (a Action) String() string {
+	if a.Target == "" {
+		return a.Kind.String()
+	}
+	return a.Kind.String() + "(" + a.Target + ")"
+}
+
+// Decision is the core's answer: what to do and why.
+type Decision struct {
+	Actions []Action
+	Reason  string
+}
+
+// Is reports whether the decision's first action is of kind k.
+func (d Decision) Is(k Kind) bool { return len(d.Actions) > 0 && d.Actions[0].Kind == k }
+
+// Summary renders the actions as "a,b(x)".
+func (d Decision) Summary() string {
+	parts := make([]string, len(d.Actions))
+	for i, a := range d.Actions {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func decide(reason string, actions ...Action) Decision {
+	if len(actions) == 0 {
+		actions = []Action{{Kind: Wait}}
+	}
+	return Decision{Actions: actions, Reason: reason}
+}
+
+func act(k Kind) Action                  { return Action{Kind: k} }
+func actOn(k Kind, target string) Action { return Action{Kind: k, Target: target} }

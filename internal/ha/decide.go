@@ -1,0 +1,319 @@
+package ha
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// Decide returns the next actions for one HA loop. It is a pure function
+// of its input.
+//
+// The order of the checks is the safety argument:
+//  1. a member that may be a writable primary without a confirmed lease is
+//     fenced before anything else is considered;
+//  2. a data directory that belongs to another cluster is refused;
+//  3. only then are bootstrap, start, follow, race and promotion decided.
+func Decide(o Observation) Decision {
+	if d, ok := fenceCheck(o); ok {
+		return d
+	}
+	if o.Task != "" {
+		return decide(fmt.Sprintf("waiting for %s to finish", o.Task))
+	}
+	if d, ok := identityCheck(o); ok {
+		return d
+	}
+	switch {
+	case o.PG.DataDir == DataDirEmpty:
+		return decideEmpty(o)
+	case !o.PG.Running:
+		return decideStopped(o)
+	case !o.PG.Answered:
+		return decide("PostgreSQL is running but did not answer; waiting")
+	case !o.PG.InRecovery:
+		return decidePrimary(o)
+	default:
+		return decideReplica(o)
+	}
+}
+
+// holdsLease reports whether this member provably holds the leader key now:
+// the key was last seen on its lease, and a renewal of that lease sent less
+// than the renew deadline ago was confirmed.
+func holdsLease(o Observation) bool {
+	if !o.Lease.KeyOnMyLease || o.Lease.ConfirmedSentAt.IsZero() {
+		return false
+	}
+	return o.Now.Sub(o.Lease.ConfirmedSentAt) < o.Config.RenewDeadline()
+}
+
+// mayBeWritable is true when the local PostgreSQL may accept writes.
+func mayBeWritable(p Postgres) bool {
+	if !p.Running {
+		return false
+	}
+	if p.Answered {
+		return !p.InRecovery
+	}
+	return p.LastKnownPrimary
+}
+
+// fenceCheck stops a possibly writable PostgreSQL whose leadership is not
+// confirmed within the renew deadline. It runs before everything else,
+// even while a background task is in progress.
+func fenceCheck(o Observation) (Decision, bool) {
+	if !mayBeWritable(o.PG) {
+		return Decision{}, false
+	}
+	if o.Lease.KeyOnMyLease && !holdsLease(o) {
+		age := "never"
+		if !o.Lease.ConfirmedSentAt.IsZero() {
+			age = o.Now.Sub(o.Lease.ConfirmedSentAt).Round(time.Millisecond).String()
+		}
+		return decide(fmt.Sprintf("last confirmed lease renewal was sent %s ago, renew deadline is %s: fencing before the lease can expire",
+			age, o.Config.RenewDeadline()), act(Fence)), true
+	}
+	if o.Lease.KeyOnMyLease || o.Task != "" {
+		return Decision{}, false
+	}
+	if o.Cluster == nil {
+		// A writable primary that never had the key on its lease and
+		// cannot read the DCS has no claim to leadership at all.
+		return decide("DCS unreachable and no confirmed leader lease: fencing", act(Fence)), true
+	}
+	return Decision{}, false
+}
+
+// identityCheck refuses a data directory initialised by another cluster.
+func identityCheck(o Observation) (Decision, bool) {
+	if o.Cluster == nil || o.Cluster.Initialize == nil {
+		return Decision{}, false
+	}
+	want := o.Cluster.Initialize.SystemID
+	if want == "" || o.PG.SystemID == "" || o.PG.SystemID == want {
+		return Decision{}, false
+	}
+	return decide(fmt.Sprintf("data directory belongs to another cluster: its system identifier is %s, cluster %q has %s; "+
+		"refusing to touch it (point postgresql.data_dir at an empty directory, or remove this one yourself if it is not needed)",
+		o.PG.SystemID, o.Cluster.Scope, want), act(Refuse)), true
+}
+
+// decideEmpty handles a member without a data directory: bootstrap the
+// cluster or clone it.
+func decideEmpty(o Observation) Decision {
+	c := o.Cluster
+	if c == nil {
+		return decide("DCS unreachable; cannot bootstrap or clone: " + o.DCSError)
+	}
+	if c.Initialize == nil {
+		return decide("cluster is not initialized: racing to bootstrap it", act(Bootstrap))
+	}
+	if c.Initialize.SystemID == "" {
+		return decide("another member is bootstrapping the cluster; waiting")
+	}
+	if src := cloneSource(o); src != "" {
+		return decide("cloning data directory from "+src, actOn(Clone, src))
+	}
+	return decide("no running member to clone from; waiting")
+}
+
+// cloneSource picks a running member to copy: a replica tagged clonefrom
+// when there is one, else the leader.
+func cloneSource(o Observation) string {
+	c := o.Cluster
+	for _, m := range c.SortedMembers() {
+		if m.Name != o.Self.Name && m.EffectiveTags().CloneFrom && m.State == cluster.StateRunning {
+			return m.Name
+		}
+	}
+	if l := c.LeaderMember(); l != nil && l.Name != o.Self.Name && l.State == cluster.StateRunning {
+		return l.Name
+	}
+	return ""
+}
+
+// decideStopped handles an initialised data directory with no postmaster.
+func decideStopped(o Observation) Decision {
+	c := o.Cluster
+	if c == nil {
+		return decide("DCS unreachable; leaving PostgreSQL stopped: " + o.DCSError)
+	}
+	if o.Config.Pause {
+		return decide("cluster is paused; not starting PostgreSQL")
+	}
+	leader := c.LeaderName()
+	switch {
+	case leader == o.Self.Name:
+		return decideStoppedLeader(o)
+	case leader == "":
+		return decide("no leader; starting read-only to take part in the election", actOn(StartReplica, ""))
+	}
+	lm := c.Member(leader)
+	if lm != nil && lm.Timeline > 0 && o.PG.ControlTimeline > 0 && o.PG.ControlTimeline < lm.Timeline {
+		return decideRejoin(o, lm)
+	}
+	return decide("starting as a replica of "+leader, actOn(StartReplica, leader))
+}
+
+// decideStoppedLeader restarts a crashed primary in place while
+// primary_start_timeout allows, and otherwise gives up the key.
+func decideStoppedLeader(o Observation) Decision {
+	if !holdsLease(o) {
+		return decide("leader key names this member but the lease is not confirmed; waiting")
+	}
+	timeout := o.Config.PrimaryStartTimeoutDuration()
+	down := time.Duration(0)
+	if !o.PG.DownSince.IsZero() {
+		down = o.Now.Sub(o.PG.DownSince)
+	}
+	if o.PG.StartFailed || down >= timeout {
+		return decide(fmt.Sprintf("PostgreSQL has been down for %s (primary_start_timeout %s, start failed: %t): releasing the leader key so a replica can take over",
+			down.Round(time.Millisecond), timeout, o.PG.StartFailed), act(ReleaseLeader))
+	}
+	return decide("PostgreSQL is not running on the leader: restarting it in place", act(StartPrimary))
+}
+
+// decideRejoin handles a stopped member whose timeline is behind the
+// leader's: rewind it, re-clone it, or start it and hope, per config.
+func decideRejoin(o Observation, leader *cluster.Member) Decision {
+	pgc := o.Config.PostgreSQL
+	if leader.State != cluster.StateRunning {
+		return decide(fmt.Sprintf("timeline %d is behind leader %s (timeline %d) which is not running; waiting",
+			o.PG.ControlTimeline, leader.Name, leader.Timeline))
+	}
+	if leader.CheckpointAfterPromote != nil && !*leader.CheckpointAfterPromote {
+		return decide("waiting for the post-promote checkpoint on " + leader.Name + " before pg_rewind")
+	}
+	if pgc.UsePgRewind {
+		if !o.PG.RewindFailed {
+			return decide(fmt.Sprintf("timeline %d is behind leader %s (timeline %d): rewinding before rejoining",
+				o.PG.ControlTimeline, leader.Name, leader.Timeline), actOn(Rewind, leader.Name))
+		}
+		if pgc.RemoveDataDirectoryOnRewindFailure {
+			return decide("pg_rewind failed: re-cloning from "+leader.Name+" (remove_data_directory_on_rewind_failure)",
+				actOn(Reclone, leader.Name))
+		}
+		return decide("pg_rewind failed and remove_data_directory_on_rewind_failure is off: waiting for an operator (regent reinit)")
+	}
+	if pgc.RemoveDataDirectoryOnDivergedTimelines {
+		return decide("timeline behind the leader and use_pg_rewind is off: re-cloning from "+leader.Name,
+			actOn(Reclone, leader.Name))
+	}
+	return decide("timeline behind the leader and use_pg_rewind is off: starting as a replica of "+leader.Name,
+		actOn(StartReplica, leader.Name))
+}
+
+// decidePrimary handles a running PostgreSQL that accepts writes.
+func decidePrimary(o Observation) Decision {
+	if holdsLease(o) {
+		if o.PG.CheckpointPending {
+			return decide("holding the leader key; post-promote checkpoint in progress", act(LeaderHousekeeping))
+		}
+		return decide("holding the leader key", act(LeaderHousekeeping))
+	}
+	c := o.Cluster // non-nil: fenceCheck handled the unreachable DCS
+	leader := c.LeaderName()
+	if leader != "" && leader != o.Self.Name {
+		return decide(fmt.Sprintf("leader key is held by %s: demoting to prevent split brain", leader), act(Demote))
+	}
+	if leader == o.Self.Name {
+		return decide("leader key names this member but is not on its lease yet; waiting for ownership confirmation")
+	}
+	if last := c.LastTimeline(); last > 0 && o.PG.Timeline <= last {
+		return decide(fmt.Sprintf("running as primary on timeline %d but the history already has a newer timeline (%d): demoting a stale primary",
+			o.PG.Timeline, last+1), act(Demote))
+	}
+	if o.Config.Pause {
+		return decide("cluster is paused: not taking the leader key automatically")
+	}
+	return decide("running as primary without a leader key: taking the key", act(AcquireLeader), act(LeaderHousekeeping))
+}
+
+// decideReplica handles a running standby.
+func decideReplica(o Observation) Decision {
+	c := o.Cluster
+	if c == nil {
+		return decide("DCS unreachable; staying a replica: " + o.DCSError)
+	}
+	leader := c.LeaderName()
+	if leader == o.Self.Name {
+		if holdsLease(o) {
+			return decide("holding the leader key while in recovery: promoting", act(Promote))
+		}
+		return decide("leader key names this member but is not confirmed on its lease; waiting")
+	}
+	if leader != "" {
+		return decideFollow(o, leader)
+	}
+	return decideRace(o)
+}
+
+// decideFollow keeps a replica pointed at the leader.
+func decideFollow(o Observation, leader string) Decision {
+	if o.PG.Following != leader {
+		return decide("pointing replication at leader "+leader, actOn(Follow, leader))
+	}
+	lm := o.Cluster.Member(leader)
+	if lm != nil && lm.Timeline > o.PG.Timeline && !o.PG.NotStreamingSince.IsZero() &&
+		o.Now.Sub(o.PG.NotStreamingSince) >= o.Config.TTLDuration() {
+		return decide(fmt.Sprintf("not streaming for %s and behind leader's timeline %d: stopping to rejoin",
+			o.Now.Sub(o.PG.NotStreamingSince).Round(time.Second), lm.Timeline), act(StopForRejoin))
+	}
+	return decide("following leader " + leader)
+}
+
+// decideRace decides whether this replica may take part in a leader race.
+func decideRace(o Observation) Decision {
+	if reason := ineligible(o); reason != "" {
+		return decide("no leader, but not eligible for promotion: " + reason)
+	}
+	if !o.PeersProbed {
+		return decide("no leader: asking peers before racing", act(ProbePeers))
+	}
+	mine := o.PG.LSN()
+	prio := o.Self.Tags.Priority()
+	for _, p := range o.Peers {
+		if !p.Reachable || p.Name == o.Self.Name {
+			continue
+		}
+		switch {
+		case p.Role == cluster.RolePrimary && p.State == cluster.StateRunning:
+			return decide(fmt.Sprintf("no leader key, but %s still runs as primary; not racing", p.Name))
+		case p.Priority <= 0:
+			continue
+		case p.LSN > mine:
+			return decide(fmt.Sprintf("%s has more WAL (%s > %s); not racing",
+				p.Name, cluster.FormatLSN(p.LSN), cluster.FormatLSN(mine)))
+		case p.LSN == mine && p.Priority > prio:
+			return decide(fmt.Sprintf("%s has the same WAL and a higher failover_priority (%d > %d); not racing",
+				p.Name, p.Priority, prio))
+		}
+	}
+	return decide(fmt.Sprintf("no leader and this member is the healthiest candidate (%s): racing for the key",
+		cluster.FormatLSN(mine)), act(AcquireLeader), act(Promote))
+}
+
+// ineligible returns why this replica must not promote automatically, or "".
+func ineligible(o Observation) string {
+	c := o.Cluster
+	switch {
+	case o.Config.Pause:
+		return "cluster is paused"
+	case o.Self.Tags.Priority() <= 0:
+		return "nofailover is set or failover_priority is 0"
+	case c.Initialize == nil || c.Initialize.SystemID == "":
+		return "cluster initialization is not complete"
+	}
+	if last := c.LastTimeline(); last > 0 && o.PG.Timeline <= last {
+		return fmt.Sprintf("on timeline %d but the history has timeline %d", o.PG.Timeline, last+1)
+	}
+	if opt := c.Status.Optime; opt > 0 {
+		if lag := opt - o.PG.LSN(); lag > o.Config.MaximumLagOnFailover {
+			return fmt.Sprintf("lag %d bytes behind the last known leader position exceeds maximum_lag_on_failover (%d)",
+				lag, o.Config.MaximumLagOnFailover)
+		}
+	}
+	return ""
+}

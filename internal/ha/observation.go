@@ -1,0 +1,133 @@
+// Package ha is Regent's high-availability decision core: a deterministic
+// function from an observed state — the DCS view, the local PostgreSQL
+// state, the lease, the configuration and the monotonic clock — to the
+// actions the agent must take next and the reason for them.
+//
+// The core performs no I/O, starts no goroutines and never reads the clock:
+// time arrives in Observation.Now. This makes every decision reproducible in
+// table tests and in the simulator. The agent (package agent) gathers the
+// observation, calls Decide, and executes the returned actions in order,
+// stopping at the first that fails.
+package ha
+
+import (
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// DataDirState says whether the local data directory holds a cluster.
+type DataDirState int
+
+// Data directory states.
+const (
+	DataDirUnknown DataDirState = iota
+	DataDirEmpty
+	DataDirInitialized
+)
+
+// Observation is everything the core may consider in one HA loop.
+type Observation struct {
+	// Now is a monotonic clock reading taken at the start of the loop.
+	Now time.Time
+	// Self is this member's identity.
+	Self Self
+	// Cluster is the DCS view read during this loop, or nil when the read
+	// failed (DCSError says why).
+	Cluster  *cluster.Cluster
+	DCSError string
+	// Config is the effective dynamic configuration: the DCS copy when
+	// there is one, else the local bootstrap.dcs section.
+	Config cluster.DynamicConfig
+	// Lease describes this member's etcd lease.
+	Lease Lease
+	// PG is the local PostgreSQL state.
+	PG Postgres
+	// Task is a long-running operation (initdb, clone, rewind, start,
+	// checkpoint) the agent runs in the background; empty when idle.
+	Task string
+	// Peers holds the result of probing the other members' REST APIs. It
+	// is filled in only when the previous Decide asked for it.
+	Peers       []Peer
+	PeersProbed bool
+}
+
+// Self is this member's identity and static tags.
+type Self struct {
+	Name string
+	Tags cluster.Tags
+}
+
+// Lease is what the agent knows about its own lease and the leader key.
+type Lease struct {
+	// ConfirmedSentAt is the monotonic time at which the agent *sent* the
+	// last lease renewal whose success it confirmed. etcd cannot expire
+	// the lease before ConfirmedSentAt + TTL of its own clock.
+	ConfirmedSentAt time.Time
+	// KeyOnMyLease is true when the last successful DCS read (or an
+	// ownership transaction) showed the leader key holding this member's
+	// name attached to this member's current lease.
+	KeyOnMyLease bool
+}
+
+// Postgres is the observed state of the local PostgreSQL instance.
+type Postgres struct {
+	DataDir DataDirState
+	// SystemID is the system identifier from pg_control, "" if unknown.
+	SystemID string
+	// ControlTimeline is the timeline of the latest checkpoint in
+	// pg_control; it is what a stopped data directory is on.
+	ControlTimeline int
+	// Running is true while a postmaster for the data directory is alive.
+	Running bool
+	// Answered is true when PostgreSQL answered this loop's query; the
+	// fields below are only meaningful then.
+	Answered   bool
+	InRecovery bool
+	Timeline   int
+	WriteLSN   int64
+	ReceiveLSN int64
+	ReplayLSN  int64
+	Streaming  bool
+	// Following is the member name primary_conninfo points at ("" none).
+	Following string
+	// LastKnownPrimary is true when the last answer this agent got from
+	// PostgreSQL said it was not in recovery, or the data directory was
+	// last shut down as a primary. A running instance in an unknown state
+	// with this flag set must be assumed writable.
+	LastKnownPrimary bool
+	// DownSince is when the agent first saw PostgreSQL not running while
+	// it was expected to run (zero when running or never started).
+	DownSince time.Time
+	// StartFailed is set when the last start attempt failed.
+	StartFailed bool
+	// RewindFailed is set when the last pg_rewind failed.
+	RewindFailed bool
+	// NotStreamingSince is when a running replica was first seen without
+	// a streaming WAL receiver (zero while streaming).
+	NotStreamingSince time.Time
+	// CheckpointPending is true after a promotion until the post-promote
+	// CHECKPOINT completed.
+	CheckpointPending bool
+}
+
+// LSN returns the WAL position that counts for comparisons: the write
+// position of a primary, the larger of received and replayed on a replica.
+func (p Postgres) LSN() int64 {
+	if !p.InRecovery {
+		return p.WriteLSN
+	}
+	return max(p.ReceiveLSN, p.ReplayLSN)
+}
+
+// Peer is another member's answer to a REST probe during a leader race.
+type Peer struct {
+	Name      string
+	Reachable bool
+	// Role and State as reported by the peer's /patroni.
+	Role     string
+	State    string
+	LSN      int64
+	Timeline int
+	Priority int
+}
