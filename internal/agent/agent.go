@@ -1,0 +1,263 @@
+// Package agent runs one Regent member: it observes etcd and the local
+// PostgreSQL, asks the pure decision core (package ha) what to do, executes
+// the answer, publishes the member's state to the DCS and the REST API, and
+// enforces the lease deadline between loops.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/regent-ha/regent/internal/api"
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/config"
+	"github.com/regent-ha/regent/internal/dcs"
+	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/postgres"
+)
+
+// Version is the agent version advertised in member keys and the API.
+var Version = "0.1.0"
+
+// ErrRefused is returned by Run when continuing could destroy data; the
+// error's text says what is wrong and what to do.
+var ErrRefused = errors.New("refused")
+
+// Agent is one running member.
+type Agent struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	pg   *postgres.Instance
+	dcs  *dcs.Client
+	pub  *api.Publisher
+	wake chan struct{}
+
+	// dyn is the effective dynamic configuration.
+	dyn cluster.DynamicConfig
+
+	// State carried from one loop to the next. Only the loop goroutine
+	// touches it, except where noted.
+	keyOnMyLease      bool
+	lease             dcs.LeaseState
+	downSince         time.Time
+	expectRunning     bool
+	startFailed       bool
+	rewindFailed      bool
+	notStreamingSince time.Time
+	lastKnownPrimary  bool
+	following         string
+	lastView          *cluster.Cluster
+	dcsLastSeen       time.Time
+	lastDecision      ha.Decision
+	lastPG            postgres.State
+	pgAnswered        bool
+
+	// checkpointPending is set by Promote and cleared by the checkpoint
+	// task.
+	checkpointPending bool
+
+	task  *task
+	guard *leaseGuard
+
+	mu sync.Mutex // guards taskDone results delivered by task goroutines
+}
+
+// New prepares an agent. It checks the PostgreSQL binaries but does not
+// contact etcd yet.
+func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
+	logger = logger.With("cluster", cfg.Scope, "member", cfg.Name)
+	pg, err := postgres.New(postgresOptions(cfg, cfg.Bootstrap.DCS, logger))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:  cfg,
+		log:  logger,
+		pg:   pg,
+		pub:  &api.Publisher{},
+		wake: make(chan struct{}, 1),
+		dyn:  cfg.Bootstrap.DCS,
+	}
+	a.guard = newLeaseGuard(a.fenceNow, logger)
+	return a, nil
+}
+
+func postgresOptions(cfg *config.Config, dyn cluster.DynamicConfig, logger *slog.Logger) postgres.Options {
+	params := map[string]string{}
+	for k, v := range dyn.PostgreSQL.Parameters {
+		params[k] = v
+	}
+	for k, v := range cfg.PostgreSQL.Parameters {
+		params[k] = v
+	}
+	su, _ := cfg.PostgreSQL.Authentication.Superuser.Password.Value()
+	rp, _ := cfg.PostgreSQL.Authentication.Replication.Password.Value()
+	return postgres.Options{
+		BinDir:          cfg.PostgreSQL.BinDir,
+		DataDir:         cfg.PostgreSQL.DataDir,
+		Listen:          cfg.PostgreSQL.Listen,
+		RunAsUser:       cfg.PostgreSQL.RunAsUser,
+		Superuser:       postgres.Credentials{Username: cfg.PostgreSQL.Authentication.Superuser.Username, Password: su},
+		Replication:     postgres.Credentials{Username: cfg.PostgreSQL.Authentication.Replication.Username, Password: rp},
+		Parameters:      params,
+		PgHBA:           cfg.PostgreSQL.PgHBA,
+		Logger:          logger,
+		ApplicationName: cfg.Name,
+	}
+}
+
+// Run runs the member until ctx ends. It returns an error wrapping
+// ErrRefused when it must not continue (foreign data directory, duplicate
+// member name).
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.pg.Close()
+	client, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a.dcs = client
+	defer client.Close()
+
+	if taken, err := client.MemberNameTaken(ctx); err == nil && taken {
+		return fmt.Errorf("%w: another running member already uses the name %q in cluster %q; give each member a unique name",
+			ErrRefused, a.cfg.Name, a.cfg.Scope)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	srv := api.New(a.pub, client, a.log)
+	apiErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		apiErr <- srv.ListenAndServe(ctx, a.cfg.RestAPI.Listen)
+	}()
+
+	events := client.Watch(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.forward(ctx, events, a.pg.Exited())
+	}()
+
+	a.log.Info("agent started", "version", Version, "data_dir", a.cfg.PostgreSQL.DataDir,
+		"restapi", a.cfg.RestAPI.Listen, "postgresql", a.cfg.PostgreSQL.Listen)
+	for {
+		if err := a.loop(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case err := <-apiErr:
+			if err != nil {
+				return fmt.Errorf("REST API: %w", err)
+			}
+		case <-a.wake:
+			// A DCS event or a postmaster exit: run the loop at once,
+			// but not more than every few milliseconds.
+			time.Sleep(minLoopGap)
+		case <-a.taskDoneChan():
+		case <-time.After(a.dyn.LoopWaitDuration()):
+		}
+	}
+}
+
+// minLoopGap coalesces bursts of DCS events into one loop run.
+const minLoopGap = 20 * time.Millisecond
+
+// forward turns watch events and postmaster exits into loop wake-ups.
+func (a *Agent) forward(ctx context.Context, events <-chan struct{}, exited <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+		case <-exited:
+			a.log.Warn("postmaster exited")
+		}
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// connect opens the DCS, retrying with a clear message until ctx ends.
+func (a *Agent) connect(ctx context.Context) (*dcs.Client, error) {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		client, err := dcs.Open(ctx, a.dcsOptions())
+		if err == nil {
+			if attempt > 1 {
+				a.log.Info("connected to etcd", "attempts", attempt)
+			}
+			return client, nil
+		}
+		a.log.Error("cannot reach etcd; retrying", "err", err, "attempt", attempt, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gave up connecting to etcd: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (a *Agent) dcsOptions() dcs.Options {
+	pw, _ := a.cfg.Etcd.Password.Value()
+	tlsCfg, _ := a.cfg.Etcd.TLSConfig()
+	return dcs.Options{
+		Endpoints:      a.cfg.Etcd.Endpoints,
+		TLS:            tlsCfg,
+		Username:       a.cfg.Etcd.Username,
+		Password:       pw,
+		DialTimeout:    time.Duration(a.cfg.Etcd.DialTimeout),
+		Prefix:         a.cfg.Prefix(),
+		Name:           a.cfg.Name,
+		TTL:            a.dyn.TTLDuration(),
+		RequestTimeout: a.dyn.RetryTimeoutDuration(),
+		Logger:         a.log,
+	}
+}
+
+// shutdown leaves the cluster cleanly: a leader releases its key only after
+// PostgreSQL has stopped, so that no replica is promoted while it can still
+// accept writes.
+func (a *Agent) shutdown() {
+	a.guard.disarm()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a.waitTask(ctx)
+	wasLeader := a.keyOnMyLease
+	if _, running := a.pg.Running(); running {
+		a.log.Info("stopping PostgreSQL (fast) on shutdown")
+		if err := a.pg.Stop(ctx, postgres.StopFast, 20*time.Second); err != nil {
+			a.log.Error("stopping PostgreSQL", "err", err)
+			return
+		}
+	}
+	if wasLeader {
+		if err := a.dcs.ReleaseLeader(ctx); err != nil {
+			a.log.Error("releasing leader key", "err", err)
+		} else {
+			a.log.Info("released leader key", "action", "release_leader", "reason", "agent shutdown")
+		}
+	}
+	if err := a.dcs.DeleteMember(ctx); err != nil {
+		a.log.Warn("deleting member key", "err", err)
+	}
+}

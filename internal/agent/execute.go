@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/postgres"
+)
+
+// execute applies a decision's actions in order, stopping at the first
+// failure. Quick actions run inline; long ones start a background task.
+func (a *Agent) execute(ctx context.Context, o ha.Observation, d ha.Decision) error {
+	for _, act := range d.Actions {
+		if err := a.apply(ctx, o, d, act); err != nil {
+			return fmt.Errorf("%s: %w", act, err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act ha.Action) error {
+	rt := a.dyn.RetryTimeoutDuration()
+	switch act.Kind {
+	case ha.Wait, ha.ProbePeers:
+		return nil
+	case ha.Refuse:
+		return refuse(d.Reason)
+	case ha.Fence:
+		a.fenceNow(d.Reason)
+		return nil
+	case ha.Demote:
+		return a.stop(ctx, postgres.StopImmediate, d.Reason)
+	case ha.StopForRejoin:
+		return a.stop(ctx, postgres.StopFast, d.Reason)
+	case ha.Bootstrap:
+		a.startTask(ctx, "bootstrap", cluster.StateInitializing, a.bootstrap, nil)
+	case ha.Clone:
+		src, err := a.source(o.Cluster, act.Target, true)
+		if err != nil {
+			return err
+		}
+		a.startTask(ctx, "clone", cluster.StateCreatingReplica, func(ctx context.Context) error {
+			if err := a.pg.BaseBackup(ctx, src); err != nil {
+				return err
+			}
+			return a.startReplica(ctx, o.Cluster, act.Target)
+		}, nil)
+	case ha.Rewind:
+		src, err := a.source(o.Cluster, act.Target, false)
+		if err != nil {
+			return err
+		}
+		a.startTask(ctx, "rewind", cluster.StateRewinding, func(ctx context.Context) error {
+			if err := a.pg.Rewind(ctx, src); err != nil {
+				return fmt.Errorf("pg_rewind from %s: %w", act.Target, err)
+			}
+			return a.startReplica(ctx, o.Cluster, act.Target)
+		}, func(err error) { a.rewindFailed = err != nil })
+	case ha.Reclone:
+		src, err := a.source(o.Cluster, act.Target, true)
+		if err != nil {
+			return err
+		}
+		a.startTask(ctx, "reclone", cluster.StateCreatingReplica, func(ctx context.Context) error {
+			if err := a.moveDataDirAside(); err != nil {
+				return err
+			}
+			if err := a.pg.BaseBackup(ctx, src); err != nil {
+				return err
+			}
+			return a.startReplica(ctx, o.Cluster, act.Target)
+		}, func(err error) {
+			if err == nil {
+				a.rewindFailed = false
+			}
+		})
+	case ha.StartPrimary:
+		a.expectRunning = true
+		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
+			sctx, cancel := context.WithTimeout(ctx, a.dyn.PrimaryStartTimeoutDuration())
+			defer cancel()
+			return a.pg.Start(sctx, postgres.StartOptions{})
+		}, func(err error) { a.startFailed = err != nil })
+	case ha.StartReplica:
+		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
+			return a.startReplica(ctx, o.Cluster, act.Target)
+		}, func(err error) { a.startFailed = err != nil })
+	case ha.Follow:
+		src, err := a.source(o.Cluster, act.Target, true)
+		if err != nil {
+			return err
+		}
+		fctx, cancel := context.WithTimeout(ctx, rt)
+		defer cancel()
+		if err := a.pg.SetPrimary(fctx, src.String(), postgres.SlotName(a.cfg.Name)); err != nil {
+			return err
+		}
+		a.following = act.Target
+	case ha.AcquireLeader:
+		actx, cancel := context.WithTimeout(ctx, rt)
+		defer cancel()
+		won, err := a.dcs.AcquireLeader(actx)
+		if err != nil {
+			return err
+		}
+		if !won {
+			return errRaceLost
+		}
+		a.keyOnMyLease = true
+		a.guard.arm(true, a.lease.ConfirmedSentAt, a.dyn.RenewDeadline())
+		a.log.Info("acquired the leader key", "action", "acquire_leader", "reason", d.Reason)
+	case ha.ReleaseLeader:
+		rctx, cancel := context.WithTimeout(ctx, rt)
+		defer cancel()
+		if err := a.dcs.ReleaseLeader(rctx); err != nil {
+			return err
+		}
+		a.keyOnMyLease = false
+		a.guard.disarm()
+		a.startFailed = false
+		a.downSince = time.Time{}
+	case ha.Promote:
+		return a.promote(ctx, o, d.Reason)
+	case ha.LeaderHousekeeping:
+		return a.housekeeping(ctx, o)
+	default:
+		return fmt.Errorf("unknown action %v", act.Kind)
+	}
+	return nil
+}
+
+// stop stops PostgreSQL and records why.
+func (a *Agent) stop(ctx context.Context, mode postgres.StopMode, reason string) error {
+	a.log.Warn("stopping PostgreSQL", "mode", mode, "reason", reason)
+	escalate := a.dyn.FenceTimeoutDuration() / 2
+	if mode == postgres.StopFast {
+		escalate = a.dyn.TTLDuration()
+	}
+	sctx, cancel := context.WithTimeout(ctx, escalate+5*time.Second)
+	defer cancel()
+	a.expectRunning = false
+	a.following = ""
+	return a.pg.Stop(sctx, mode, escalate)
+}
+
+// fenceNow stops PostgreSQL immediately so it can acknowledge no further
+// commit. It is called by the loop and by the lease guard's timer.
+func (a *Agent) fenceNow(reason string) {
+	a.log.Error("fencing PostgreSQL", "action", "fence", "reason", reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.pg.Stop(ctx, postgres.StopImmediate, a.dyn.FenceTimeoutDuration()/2); err != nil {
+		a.log.Error("fencing failed", "err", err)
+	}
+}
+
+// source builds the connection to another member from its conn_url, with
+// the replication role (replication=true) or the superuser (pg_rewind).
+func (a *Agent) source(view *cluster.Cluster, name string, replication bool) (postgres.ConnInfo, error) {
+	m := view.Member(name)
+	if m == nil || m.ConnURL == "" {
+		return postgres.ConnInfo{}, fmt.Errorf("member %q has no conn_url in the DCS", name)
+	}
+	u, err := url.Parse(m.ConnURL)
+	if err != nil {
+		return postgres.ConnInfo{}, fmt.Errorf("member %q conn_url: %w", name, err)
+	}
+	host, port, err := postgres.ParseHostPort(u.Host)
+	if err != nil {
+		return postgres.ConnInfo{}, fmt.Errorf("member %q conn_url: %w", name, err)
+	}
+	creds := a.cfg.PostgreSQL.Authentication.Replication
+	db := ""
+	if !replication {
+		creds = a.cfg.PostgreSQL.Authentication.Superuser
+		db = "postgres"
+	}
+	pw, err := creds.Password.Value()
+	if err != nil {
+		return postgres.ConnInfo{}, err
+	}
+	return postgres.ConnInfo{Host: host, Port: port, User: creds.Username, Password: pw, DBName: db,
+		ApplicationName: a.cfg.Name}, nil
+}
+
+// startReplica starts PostgreSQL as a standby of leader ("" = none).
+func (a *Agent) startReplica(ctx context.Context, view *cluster.Cluster, leader string) error {
+	so := postgres.StartOptions{Standby: true}
+	if leader != "" {
+		src, err := a.source(view, leader, true)
+		if err != nil {
+			return err
+		}
+		so.PrimaryConnInfo = src.String()
+		so.SlotName = postgres.SlotName(a.cfg.Name)
+	}
+	a.expectRunning = true
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := a.pg.Start(sctx, so); err != nil {
+		return err
+	}
+	a.following = leader
+	return nil
+}
+
+// moveDataDirAside renames a diverged data directory instead of deleting it.
+func (a *Agent) moveDataDirAside() error {
+	dir := a.cfg.PostgreSQL.DataDir
+	aside := fmt.Sprintf("%s.diverged-%s", dir, time.Now().UTC().Format("20060102T150405"))
+	if err := os.Rename(dir, aside); err != nil {
+		return fmt.Errorf("moving diverged data directory aside: %w", err)
+	}
+	a.log.Warn("moved diverged data directory aside", "from", dir, "to", aside)
+	return nil
+}
+
+// promote turns the local replica into the primary and records why.
+func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) error {
+	oldTimeline := o.PG.Timeline
+	switchLSN := o.PG.ReplayLSN
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	a.log.Warn("promoting", "action", "promote", "reason", reason, "timeline", oldTimeline,
+		"lsn", cluster.FormatLSN(switchLSN))
+	if err := a.pg.Promote(pctx); err != nil {
+		return err
+	}
+	a.lastKnownPrimary = true
+	a.following = ""
+	a.checkpointPending = true
+	hctx, hcancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer hcancel()
+	entry := cluster.HistoryEntry{Timeline: oldTimeline, SwitchLSN: switchLSN, Reason: reason,
+		Time: time.Now(), NewLeader: a.cfg.Name}
+	if err := a.dcs.AppendHistory(hctx, entry); err != nil {
+		a.log.Error("appending to history", "err", err)
+	}
+	// pg_rewind on the old primary reads the new timeline from pg_control,
+	// which changes only at the first checkpoint after promotion.
+	a.startTask(ctx, "checkpoint", cluster.StateRunning, a.pg.Checkpoint, func(err error) {
+		if err == nil {
+			a.checkpointPending = false
+		}
+	})
+	return nil
+}
+
+// housekeeping is the leader's per-loop upkeep: the status key and one
+// physical replication slot per other member.
+func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
+	hctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	var errs []error
+	if o.Cluster != nil {
+		var slots []string
+		for name := range o.Cluster.Members {
+			if name != a.cfg.Name {
+				slots = append(slots, postgres.SlotName(name))
+			}
+		}
+		if err := a.pg.EnsureSlots(hctx, slots); err != nil {
+			errs = append(errs, fmt.Errorf("replication slots: %w", err))
+		}
+		if err := a.dcs.WriteStatus(hctx, cluster.Status{Optime: o.PG.WriteLSN}); err != nil {
+			errs = append(errs, fmt.Errorf("status key: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

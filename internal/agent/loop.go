@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+)
+
+// loop runs one HA cycle: observe, decide, execute, publish.
+func (a *Agent) loop(ctx context.Context) error {
+	obs := a.observe(ctx)
+	d := ha.Decide(obs)
+	if d.Is(ha.ProbePeers) {
+		obs.Peers = a.probePeers(ctx, obs.Cluster)
+		obs.PeersProbed = true
+		d = ha.Decide(obs)
+	}
+	a.logDecision(obs, d)
+	err := a.execute(ctx, obs, d)
+	a.lastDecision = d
+	a.publish(ctx, obs)
+	if errors.Is(err, ErrRefused) {
+		return err
+	}
+	if err != nil {
+		a.log.Warn("action failed", "action", d.Summary(), "err", err)
+	}
+	return nil
+}
+
+// observe gathers the observation for the core. The lease renewal is sent
+// first, so that its send time is as late as possible.
+func (a *Agent) observe(ctx context.Context) ha.Observation {
+	a.collectTask()
+	obs := ha.Observation{
+		Self:   ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags},
+		Config: a.dyn,
+	}
+
+	a.refreshLease(ctx)
+	view, err := a.loadView(ctx)
+	if err != nil {
+		obs.DCSError = err.Error()
+	} else {
+		a.lastView = view
+		a.dcsLastSeen = time.Now()
+		if view.Config != nil {
+			a.applyDynamic(*view.Config)
+		}
+		obs.Config = a.dyn
+		a.confirmOwnership(ctx, view)
+		obs.Cluster = view
+	}
+	a.guard.arm(a.keyOnMyLease, a.lease.ConfirmedSentAt, a.dyn.RenewDeadline())
+
+	obs.PG = a.observePostgres(ctx)
+	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
+	if a.task != nil {
+		obs.Task = a.task.name
+	}
+	obs.Now = time.Now()
+	return obs
+}
+
+// refreshLease renews (or grants) the lease, bounded so that a slow etcd
+// cannot hold the loop past the renew deadline.
+func (a *Agent) refreshLease(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	st, err := a.dcs.RefreshLease(rctx)
+	if err != nil {
+		a.log.Warn("lease renewal failed", "err", err,
+			"since_confirmed", time.Since(a.lease.ConfirmedSentAt).Round(time.Millisecond))
+		return
+	}
+	if st.Regranted && a.keyOnMyLease {
+		// The old lease is gone, and with it any leader key on it.
+		a.log.Warn("lease was re-granted; the leader key on the old lease is lost")
+		a.keyOnMyLease = false
+	}
+	a.lease = st
+}
+
+func (a *Agent) loadView(ctx context.Context) (*cluster.Cluster, error) {
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	return a.dcs.Load(rctx)
+}
+
+// confirmOwnership sets keyOnMyLease from a fresh view. A leader key that
+// names this member on another lease (the agent restarted while PostgreSQL
+// kept running) is re-attached by a value-compare transaction.
+func (a *Agent) confirmOwnership(ctx context.Context, view *cluster.Cluster) {
+	l := view.Leader
+	switch {
+	case l == nil || l.Name != a.cfg.Name:
+		a.keyOnMyLease = false
+	case l.Lease == int64(a.lease.ID) && a.lease.ID != 0:
+		a.keyOnMyLease = true
+	default:
+		rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+		defer cancel()
+		ok, err := a.dcs.UpdateLeader(rctx)
+		if err != nil {
+			a.log.Warn("re-attaching leader key to the current lease", "err", err)
+		}
+		a.keyOnMyLease = ok && err == nil
+		if a.keyOnMyLease {
+			view.Leader.Lease = int64(a.lease.ID)
+			a.log.Info("re-attached the leader key to this agent's lease", "action", "reattach_leader")
+		}
+	}
+}
+
+// applyDynamic adopts the DCS configuration if it is valid.
+func (a *Agent) applyDynamic(c cluster.DynamicConfig) {
+	if err := c.Validate(); err != nil {
+		a.log.Error("ignoring invalid dynamic configuration in the DCS; keeping the previous one", "err", err)
+		return
+	}
+	a.dyn = c
+}
+
+func (a *Agent) logDecision(o ha.Observation, d ha.Decision) {
+	level := slog.LevelInfo
+	if d.Is(ha.Wait) && d.Reason == a.lastDecision.Reason {
+		level = slog.LevelDebug // do not repeat a steady state every second
+	}
+	a.log.Log(context.Background(), level, "decision",
+		"role", roleOf(o.PG), "timeline", o.PG.Timeline, "lsn", cluster.FormatLSN(o.PG.LSN()),
+		"leader", o.Cluster.LeaderName(), "action", d.Summary(), "reason", d.Reason)
+}
+
+func roleOf(p ha.Postgres) string {
+	switch {
+	case p.DataDir == ha.DataDirEmpty:
+		return cluster.RoleUninitialized
+	case p.Running && p.Answered && !p.InRecovery:
+		return cluster.RolePrimary
+	default:
+		return cluster.RoleReplica
+	}
+}
+
+// errRaceLost aborts a decision whose AcquireLeader lost the race.
+var errRaceLost = errors.New("another member took the leader key first")
+
+func refuse(reason string) error { return fmt.Errorf("%w: %s", ErrRefused, reason) }

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/postgres"
+)
+
+// observePostgres reads the local instance: data directory, pg_control when
+// stopped, and a bounded query when running. It also keeps the timers the
+// core needs (down since, not streaming since).
+func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
+	now := time.Now()
+	p := ha.Postgres{
+		StartFailed:       a.startFailed,
+		RewindFailed:      a.rewindFailed,
+		Following:         a.following,
+		CheckpointPending: a.checkpointPending,
+	}
+	state, err := a.pg.DataDirState()
+	switch {
+	case err != nil:
+		a.log.Error("inspecting data directory", "err", err)
+		p.DataDir = ha.DataDirUnknown
+	case state == postgres.DataDirEmpty:
+		p.DataDir = ha.DataDirEmpty
+	default:
+		p.DataDir = ha.DataDirInitialized
+	}
+	if a.task != nil {
+		// The task owns the data directory; report what is known.
+		_, p.Running = a.pg.Running()
+		p.LastKnownPrimary = a.lastKnownPrimary && p.Running
+		return p
+	}
+	if p.DataDir != ha.DataDirInitialized {
+		a.pgAnswered = false
+		return p
+	}
+	_, p.Running = a.pg.Running()
+	if !p.Running {
+		a.pgAnswered = false
+		if cd, err := a.pg.ControlData(ctx); err == nil {
+			p.SystemID = cd.SystemIdentifier
+			p.ControlTimeline = cd.TimeLineID
+			if cd.MinRecoveryEndTimeline > p.ControlTimeline {
+				p.ControlTimeline = cd.MinRecoveryEndTimeline
+			}
+		} else {
+			a.log.Warn("reading pg_control", "err", err)
+		}
+		if a.downSince.IsZero() {
+			a.downSince = now
+		}
+		p.DownSince = a.downSince
+		a.lastKnownPrimary = false
+		return p
+	}
+	a.downSince = time.Time{}
+	p.LastKnownPrimary = a.lastKnownPrimary
+
+	qctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	st, err := a.pg.Query(qctx)
+	if err != nil {
+		a.pgAnswered = false
+		a.log.Warn("querying PostgreSQL", "err", err)
+		return p
+	}
+	a.pgAnswered = true
+	a.lastPG = st
+	p.Answered = true
+	p.SystemID = st.SystemIdentifier
+	p.InRecovery = st.InRecovery
+	p.Timeline = st.Timeline
+	p.ControlTimeline = st.Timeline
+	p.WriteLSN = st.WriteLSN
+	p.ReceiveLSN = st.ReceiveLSN
+	p.ReplayLSN = st.ReplayLSN
+	p.Streaming = st.ReplicationState == "streaming"
+	a.lastKnownPrimary = !st.InRecovery
+	p.LastKnownPrimary = a.lastKnownPrimary
+	if !st.InRecovery || p.Streaming {
+		a.notStreamingSince = time.Time{}
+	} else if a.notStreamingSince.IsZero() {
+		a.notStreamingSince = now
+	}
+	p.NotStreamingSince = a.notStreamingSince
+	return p
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/regent-ha/regent/internal/api"
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+)
+
+// memberState is the PostgreSQL state this member reports.
+func (a *Agent) memberState(p ha.Postgres) string {
+	switch {
+	case a.task != nil:
+		return a.task.state
+	case p.DataDir == ha.DataDirEmpty:
+		return cluster.StateStopped
+	case p.Running && p.Answered:
+		return cluster.StateRunning
+	case p.Running:
+		return cluster.StateStarting
+	case a.rewindFailed:
+		return cluster.StateRewindFailed
+	case a.startFailed:
+		return cluster.StateStartFailed
+	case a.expectRunning:
+		return cluster.StateCrashed
+	default:
+		return cluster.StateStopped
+	}
+}
+
+// publish writes the member key and the REST API snapshot.
+func (a *Agent) publish(ctx context.Context, o ha.Observation) {
+	// Re-read the local state after the actions of this loop would cost
+	// another query; the observation is at most one loop old.
+	p := o.PG
+	state := a.memberState(p)
+	role := roleOf(p)
+	if a.task != nil && role == cluster.RolePrimary {
+		role = cluster.RoleReplica
+	}
+	m := &cluster.Member{
+		Name:     a.cfg.Name,
+		ConnURL:  a.cfg.ConnURL(),
+		APIURL:   a.cfg.APIURL(),
+		State:    state,
+		Role:     role,
+		Version:  Version,
+		Timeline: p.Timeline,
+		Pause:    a.dyn.Pause,
+	}
+	if tags := a.cfg.Tags; tags != (cluster.Tags{}) {
+		m.Tags = &tags
+	}
+	if p.Answered {
+		lsn := p.LSN()
+		m.XLogLocation = &lsn
+		if p.InRecovery {
+			m.ReceiveLSN = &p.ReceiveLSN
+			m.ReplayLSN = &p.ReplayLSN
+			m.ReplicationState = cluster.ReplicationArchive
+			if p.Streaming {
+				m.ReplicationState = cluster.ReplicationStreaming
+			}
+		}
+	}
+	if a.keyOnMyLease {
+		done := !a.checkpointPending
+		m.CheckpointAfterPromote = &done
+	}
+	tctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	if err := a.dcs.TouchMember(tctx, m); err != nil {
+		a.log.Warn("writing member key", "err", err)
+	}
+
+	snap := api.Snapshot{
+		Scope:                a.cfg.Scope,
+		Name:                 a.cfg.Name,
+		Version:              Version,
+		Taken:                time.Now(),
+		LastLoop:             time.Now(),
+		Role:                 role,
+		State:                state,
+		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.lease.ConfirmedSentAt) < a.dyn.RenewDeadline(),
+		Writable:             p.Running && p.Answered && !p.InRecovery,
+		Timeline:             p.Timeline,
+		XLogLocation:         p.WriteLSN,
+		ReceiveLSN:           p.ReceiveLSN,
+		ReplayLSN:            p.ReplayLSN,
+		ReplicationState:     m.ReplicationState,
+		SystemIdentifier:     p.SystemID,
+		Tags:                 a.cfg.Tags,
+		DCSLastSeen:          a.dcsLastSeen,
+		DCSReachable:         o.Cluster != nil,
+		Pause:                a.dyn.Pause,
+		Cluster:              a.lastView,
+		LoopWait:             a.dyn.LoopWaitDuration(),
+		TTL:                  a.dyn.TTLDuration(),
+		MaximumLagOnFailover: a.dyn.MaximumLagOnFailover,
+		Reason:               a.lastDecision.Reason,
+		Action:               a.lastDecision.Summary(),
+	}
+	if a.pgAnswered {
+		snap.ServerVersion = a.lastPG.ServerVersion
+		snap.PostmasterStartTime = a.lastPG.PostmasterStartTime
+		for _, r := range a.lastPG.Replication {
+			snap.Replication = append(snap.Replication, api.Replica{
+				ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr, State: r.State, SyncState: r.SyncState,
+			})
+		}
+	}
+	a.pub.Publish(snap)
+}

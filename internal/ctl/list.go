@@ -1,0 +1,123 @@
+// Package ctl implements the operator commands that read or change the
+// cluster through etcd and the members' REST APIs.
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// ListRow is one member in `regent list`; JSON keys follow patronictl's.
+type ListRow struct {
+	Cluster   string `json:"Cluster"`
+	Member    string `json:"Member"`
+	Host      string `json:"Host"`
+	Role      string `json:"Role"`
+	State     string `json:"State"`
+	Timeline  *int   `json:"TL,omitempty"`
+	LagMB     *int64 `json:"Lag in MB,omitempty"`
+	LagBytes  *int64 `json:"Lag in bytes,omitempty"`
+	Pending   bool   `json:"Pending restart,omitempty"`
+	Tags      any    `json:"Tags,omitempty"`
+	LSN       string `json:"LSN,omitempty"`
+	Following string `json:"Following,omitempty"`
+}
+
+// Rows turns a cluster view into list rows, sorted by member name.
+func Rows(c *cluster.Cluster) []ListRow {
+	var rows []ListRow
+	leader := c.LeaderName()
+	for _, m := range c.SortedMembers() {
+		r := ListRow{Cluster: c.Scope, Member: m.Name, Host: hostOf(m.ConnURL), State: m.State, Pending: m.PendingRestart}
+		if m.Timeline > 0 {
+			tl := m.Timeline
+			r.Timeline = &tl
+		}
+		if m.Tags != nil {
+			r.Tags = m.Tags
+		}
+		switch {
+		case m.Name == leader:
+			r.Role = "Leader"
+		case m.Role == cluster.RoleUninitialized:
+			r.Role = "Uninitialized"
+		default:
+			r.Role = "Replica"
+			if m.ReplicationState != "" {
+				r.State = m.ReplicationState
+			}
+			if m.XLogLocation != nil && c.Status.Optime > 0 {
+				lag := max(c.Status.Optime-*m.XLogLocation, 0)
+				mb := lag / (1 << 20)
+				r.LagBytes, r.LagMB = &lag, &mb
+			}
+		}
+		if m.XLogLocation != nil {
+			r.LSN = cluster.FormatLSN(*m.XLogLocation)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func hostOf(connURL string) string {
+	u, err := url.Parse(connURL)
+	if err != nil {
+		return connURL
+	}
+	return u.Host
+}
+
+// WriteList prints the rows as a table ("table") or JSON ("json").
+func WriteList(w io.Writer, c *cluster.Cluster, format string) error {
+	rows := Rows(c)
+	switch format {
+	case "json":
+		if rows == nil {
+			rows = []ListRow{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "table", "":
+		return writeTable(w, c, rows)
+	default:
+		return fmt.Errorf("unknown format %q: use table or json", format)
+	}
+}
+
+func writeTable(w io.Writer, c *cluster.Cluster, rows []ListRow) error {
+	fmt.Fprintf(w, "+ Cluster: %s", c.Scope)
+	if c.Initialize != nil && c.Initialize.SystemID != "" {
+		fmt.Fprintf(w, " (%s)", c.Initialize.SystemID)
+	}
+	fmt.Fprintln(w, " +")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Member\tHost\tRole\tState\tTL\tLag in MB\tLSN")
+	for _, r := range rows {
+		tl, lag := "", ""
+		if r.Timeline != nil {
+			tl = fmt.Sprint(*r.Timeline)
+		}
+		if r.LagMB != nil {
+			lag = fmt.Sprint(*r.LagMB)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Member, r.Host, r.Role, r.State, tl, lag, r.LSN)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "(no members)")
+	}
+	if c.Config != nil && c.Config.Pause {
+		fmt.Fprintln(w, strings.ToUpper(" maintenance mode: on"))
+	}
+	return nil
+}

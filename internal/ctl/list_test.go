@@ -1,0 +1,49 @@
+package ctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+func TestListRows(t *testing.T) {
+	lsn := func(v int64) *int64 { return &v }
+	c := &cluster.Cluster{
+		Scope:  "demo",
+		Leader: &cluster.Leader{Name: "n1"},
+		Status: cluster.Status{Optime: 3 << 20},
+		Members: map[string]*cluster.Member{
+			"n2": {Name: "n2", ConnURL: "postgres://127.0.0.1:5442/postgres", State: "running", Role: "replica",
+				ReplicationState: "streaming", Timeline: 1, XLogLocation: lsn(1 << 20)},
+			"n1": {Name: "n1", ConnURL: "postgres://127.0.0.1:5441/postgres", State: "running", Role: "primary",
+				Timeline: 1, XLogLocation: lsn(3 << 20)},
+		},
+	}
+	var buf bytes.Buffer
+	if err := WriteList(&buf, c, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0]["Member"] != "n1" || rows[0]["Role"] != "Leader" {
+		t.Fatalf("rows = %v", rows)
+	}
+	if rows[1]["State"] != "streaming" || rows[1]["Lag in MB"] != float64(2) || rows[1]["Host"] != "127.0.0.1:5442" {
+		t.Fatalf("replica row = %v", rows[1])
+	}
+	buf.Reset()
+	if err := WriteList(&buf, c, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "Leader") || !strings.Contains(buf.String(), "streaming") {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+	if err := WriteList(&buf, c, "yaml"); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
