@@ -85,6 +85,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		Role:                 role,
 		State:                state,
 		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.lease.ConfirmedSentAt) < a.dyn.RenewDeadline(),
+		LeaseDeadline:        a.leaseDeadline(),
 		Writable:             p.Running && p.Answered && !p.InRecovery,
 		Timeline:             p.Timeline,
 		XLogLocation:         p.WriteLSN,
@@ -113,4 +114,13 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		}
 	}
 	a.pub.Publish(snap)
+}
+
+// leaseDeadline is when this member's claim to the leader key runs out if
+// no further renewal is confirmed; zero when it holds no key.
+func (a *Agent) leaseDeadline() time.Time {
+	if !a.keyOnMyLease || a.lease.ConfirmedSentAt.IsZero() {
+		return time.Time{}
+	}
+	return a.lease.ConfirmedSentAt.Add(a.dyn.RenewDeadline())
 }

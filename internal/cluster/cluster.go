@@ -8,6 +8,7 @@ package cluster
 import (
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -192,5 +193,5 @@ func (c *Cluster) LastTimeline() int {
 
 // FormatLSN renders an LSN as PostgreSQL does (X/Y).
 func FormatLSN(lsn int64) string {
-	return strconv.FormatUint(uint64(lsn)>>32, 16) + "/" + strconv.FormatUint(uint64(lsn)&0xffffffff, 16)
+	return strings.ToUpper(strconv.FormatUint(uint64(lsn)>>32, 16) + "/" + strconv.FormatUint(uint64(lsn)&0xffffffff, 16))
 }
