@@ -122,7 +122,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.dcs = client
 	defer client.Close()
 
-	if taken, err := client.MemberNameTaken(ctx); err == nil && taken {
+	if a.duplicateName(ctx, client) {
 		return fmt.Errorf("%w: another running member already uses the name %q in cluster %q; give each member a unique name",
 			ErrRefused, a.cfg.Name, a.cfg.Scope)
 	}
@@ -260,4 +260,26 @@ func (a *Agent) shutdown() {
 	if err := a.dcs.DeleteMember(ctx); err != nil {
 		a.log.Warn("deleting member key", "err", err)
 	}
+}
+
+// duplicateName reports whether another live agent uses this member's name:
+// its member key is on a lease that is not ours *and* its REST API answers.
+// A key left by this member's previous, crashed run (same name, dead API)
+// is not a duplicate; it expires with its lease.
+func (a *Agent) duplicateName(ctx context.Context, client *dcs.Client) bool {
+	taken, err := client.MemberNameTaken(ctx)
+	if err != nil || !taken {
+		return false
+	}
+	view, err := client.Load(ctx)
+	if err != nil {
+		return false
+	}
+	m := view.Member(a.cfg.Name)
+	if m == nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.dyn.PeerTimeoutDuration())
+	defer cancel()
+	return probe(pctx, m).Reachable
 }

@@ -1,0 +1,157 @@
+package dcs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// decodeCluster builds the cluster view from one range read over prefix.
+// A corrupt config is an error, since acting on defaults instead of the
+// operator's settings could be unsafe; other corrupt keys are logged and
+// treated as absent, as Patroni does.
+func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *slog.Logger) (*cluster.Cluster, error) {
+	c := &cluster.Cluster{
+		Scope:    scopeOf(prefix),
+		Members:  map[string]*cluster.Member{},
+		Revision: revision,
+	}
+	var legacyOptime []byte
+	haveStatus := false
+	for _, kv := range kvs {
+		rel, ok := strings.CutPrefix(string(kv.Key), prefix)
+		if !ok {
+			continue
+		}
+		switch {
+		case rel == KeyInitialize:
+			c.Initialize = &cluster.Initialize{SystemID: string(kv.Value), Revision: kv.ModRevision}
+		case rel == KeyConfig:
+			cfg, err := decodeConfig(kv.Value)
+			if err != nil {
+				return nil, fmt.Errorf("dcs: key %s: %w", kv.Key, err)
+			}
+			c.Config = &cfg
+			c.ConfigRevision = kv.ModRevision
+		case rel == KeyLeader:
+			c.Leader = &cluster.Leader{
+				Name:           string(kv.Value),
+				ModRevision:    kv.ModRevision,
+				CreateRevision: kv.CreateRevision,
+				Lease:          kv.Lease,
+			}
+		case strings.HasPrefix(rel, KeyMembers):
+			name := strings.TrimPrefix(rel, KeyMembers)
+			m, err := decodeMember(name, kv)
+			if err != nil {
+				log.Warn("ignoring undecodable member key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			c.Members[name] = m
+		case rel == KeyStatus:
+			st, err := decodeStatus(kv.Value)
+			if err != nil {
+				log.Warn("ignoring undecodable status key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			c.Status = st
+			haveStatus = true
+		case rel == keyLegacyOptime:
+			legacyOptime = kv.Value
+		case rel == KeyHistory:
+			var h []cluster.HistoryEntry
+			if err := json.Unmarshal(kv.Value, &h); err != nil {
+				log.Warn("ignoring undecodable history key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			c.History = h
+		case rel == KeyFailover:
+			f, err := decodeFailover(kv.Value)
+			if err != nil {
+				log.Warn("ignoring undecodable failover key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			if f != nil {
+				f.Revision = kv.ModRevision
+			}
+			c.Failover = f
+		}
+	}
+	if !haveStatus && legacyOptime != nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(legacyOptime)), 10, 64); err == nil {
+			c.Status.Optime = n
+		}
+	}
+	return c, nil
+}
+
+// decodeConfig decodes the config key over Regent's defaults, so keys the
+// value lacks keep their default.
+func decodeConfig(v []byte) (cluster.DynamicConfig, error) {
+	cfg := cluster.DefaultDynamicConfig()
+	if err := json.Unmarshal(v, &cfg); err != nil {
+		return cluster.DynamicConfig{}, fmt.Errorf("invalid dynamic configuration JSON: %w", err)
+	}
+	return cfg, nil
+}
+
+// decodeMember decodes a member key.
+func decodeMember(name string, kv *mvccpb.KeyValue) (*cluster.Member, error) {
+	if name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("invalid member name %q", name)
+	}
+	m := &cluster.Member{}
+	if err := json.Unmarshal(kv.Value, m); err != nil {
+		return nil, err
+	}
+	m.Name = name
+	m.Revision = kv.ModRevision
+	return m, nil
+}
+
+// decodeStatus decodes the status key; a bare number is a legacy optime.
+func decodeStatus(v []byte) (cluster.Status, error) {
+	var st cluster.Status
+	v = bytes.TrimSpace(v)
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		st.Optime = n
+		return st, nil
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return cluster.Status{}, err
+	}
+	return st, nil
+}
+
+// decodeFailover decodes the failover key. An empty value or one naming
+// nobody means no request (nil). Patroni's legacy "leader:candidate" form
+// is accepted.
+func decodeFailover(v []byte) (*cluster.Failover, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return nil, nil
+	}
+	f := &cluster.Failover{}
+	if v[0] == '{' {
+		if err := json.Unmarshal(v, f); err != nil {
+			return nil, err
+		}
+	} else {
+		leader, member, ok := strings.Cut(string(v), ":")
+		if !ok {
+			return nil, fmt.Errorf("invalid failover value %q", v)
+		}
+		f.Leader, f.Member = strings.TrimSpace(leader), strings.TrimSpace(member)
+	}
+	if f.Leader == "" && f.Member == "" && f.ScheduledAt == "" {
+		return nil, nil
+	}
+	return f, nil
+}
