@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// EnsureReplicationRole creates the replication role (LOGIN REPLICATION
+// with Options.Replication's password), or alters an existing one to match.
+// Idempotent. Nothing is done when the replication user is the superuser.
+// The statement, which carries the password, is kept out of the server
+// log.
+func (i *Instance) EnsureReplicationRole(ctx context.Context) error {
+	name, pw := i.opts.Replication.Username, i.opts.Replication.Password
+	if name == "" {
+		return errors.New("ensure replication role: replication username is empty")
+	}
+	if name == i.opts.Superuser.Username {
+		return nil
+	}
+	var verb string
+	err := i.pool.with(ctx, func(c *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			for _, q := range []string{
+				"SET LOCAL log_statement = 'none'",
+				"SET LOCAL log_min_duration_statement = -1",
+				"SET LOCAL log_min_error_statement = 'panic'",
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
+				return err
+			}
+			verb = "CREATE"
+			if exists {
+				verb = "ALTER"
+			}
+			// format() quotes the name (%I) and the password (%L) server-side.
+			tmpl := "%s ROLE %I WITH LOGIN REPLICATION PASSWORD %L"
+			if pw == "" {
+				tmpl = "%s ROLE %I WITH LOGIN REPLICATION"
+			}
+			var stmt string
+			if err := tx.QueryRow(ctx, "SELECT format($1::text, $2::text, $3::text, $4::text)",
+				tmpl, verb, name, pw).Scan(&stmt); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("ensure replication role %q: %w", name, err)
+	}
+	i.log.Info("replication role ensured", "role", name, "action", verb)
+	return nil
+}
+
+// validSlotName matches the slot names Regent creates (see SlotName).
+var validSlotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// EnsureSlots makes the physical replication slots on this server exactly
+// names: missing slots are created (reserving WAL at once) and inactive
+// physical slots not in names are dropped. Regent owns the physical slots
+// of the cluster; logical slots and active slots are never dropped.
+func (i *Instance) EnsureSlots(ctx context.Context, names []string) error {
+	want := map[string]bool{}
+	for _, n := range names {
+		if !validSlotName.MatchString(n) {
+			return fmt.Errorf("ensure slots: invalid slot name %q (use SlotName)", n)
+		}
+		want[n] = true
+	}
+	var created, dropped []string
+	err := i.pool.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, "SELECT slot_name::text, slot_type, active FROM pg_replication_slots")
+		if err != nil {
+			return err
+		}
+		type slot struct {
+			name, typ string
+			active    bool
+		}
+		have := map[string]slot{}
+		for rows.Next() {
+			var s slot
+			if err := rows.Scan(&s.name, &s.typ, &s.active); err != nil {
+				rows.Close()
+				return err
+			}
+			have[s.name] = s
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, n := range sortedKeys(want) {
+			if _, ok := have[n]; ok {
+				continue
+			}
+			_, err := c.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true)", n)
+			if isSQLState(err, "42710") { // duplicate_object: created concurrently
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("create slot %q: %w", n, err)
+			}
+			created = append(created, n)
+		}
+		for _, s := range have {
+			if want[s.name] || s.typ != "physical" || s.active {
+				continue
+			}
+			_, err := c.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.name)
+			if isSQLState(err, "55006", "42704") { // became active / already gone
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("drop slot %q: %w", s.name, err)
+			}
+			dropped = append(dropped, s.name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ensure slots: %w", err)
+	}
+	if len(created)+len(dropped) > 0 {
+		i.log.Info("replication slots changed", "created", created, "dropped", dropped)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func isSQLState(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	for _, c := range codes {
+		if pgErr.Code == c {
+			return true
+		}
+	}
+	return false
+}
+
+// BaseBackup clones src into the (missing or empty) data directory with
+// pg_basebackup -X stream --checkpoint=fast, then writes Regent's
+// configuration. src's password reaches pg_basebackup through a private
+// passfile. On failure whatever pg_basebackup created is removed, leaving
+// the directory empty again.
+func (i *Instance) BaseBackup(ctx context.Context, src ConnInfo) error {
+	st, err := i.DataDirState()
+	if err != nil {
+		return fmt.Errorf("base backup: %w", err)
+	}
+	if st != DataDirEmpty {
+		return fmt.Errorf("base backup: data directory %s is not empty", i.dataDir)
+	}
+	if _, err := i.mkdirOwned(i.dataDir, 0o700); err != nil {
+		return fmt.Errorf("base backup: %w", err)
+	}
+	pw := src.Password
+	src.Password = ""
+	log := i.log.With("source", src.Redacted())
+	log.Info("cloning with pg_basebackup")
+	start := time.Now()
+	var out string
+	err = i.withPassfile(pw, func(env []string) error {
+		var err error
+		out, err = i.runTool(ctx, env, "pg_basebackup", "-D", i.dataDir, "-X", "stream",
+			"--checkpoint=fast", "--no-password", "-d", src.String())
+		return err
+	})
+	if err != nil {
+		if rerr := removeContents(i.dataDir); rerr != nil {
+			log.Error("could not clean up after failed base backup", "error", rerr)
+		}
+		return fmt.Errorf("base backup from %s: %w\n%s", src.Redacted(), err, lastLines(out, 20))
+	}
+	log.Info("base backup done", "duration", time.Since(start))
+	if _, err := i.writeConfig(); err != nil {
+		return fmt.Errorf("base backup: write configuration: %w", err)
+	}
+	return nil
+}
+
+// Rewind synchronises the stopped data directory with src (a running
+// server, connected to as a superuser) using pg_rewind, then rewrites
+// Regent's configuration (pg_rewind copies the source's). A target that was
+// not shut down cleanly is crash-recovered by pg_rewind itself. On failure
+// the tool's output is part of the error.
+//
+// pg_rewind reads the source's timeline from its control file, so a
+// freshly promoted source must have completed a checkpoint (Checkpoint)
+// first; otherwise pg_rewind sees both on the same timeline and does
+// nothing.
+func (i *Instance) Rewind(ctx context.Context, src ConnInfo) error {
+	if pid, ok := i.Running(); ok {
+		return fmt.Errorf("rewind: PostgreSQL is running (pid %d); stop it first", pid)
+	}
+	st, err := i.DataDirState()
+	if err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	if st != DataDirInitialized {
+		return fmt.Errorf("rewind: data directory %s is not initialized", i.dataDir)
+	}
+	if src.DBName == "" {
+		src.DBName = "postgres"
+	}
+	pw := src.Password
+	src.Password = ""
+	log := i.log.With("source", src.Redacted())
+	log.Info("running pg_rewind")
+	start := time.Now()
+	var out string
+	err = i.withPassfile(pw, func(env []string) error {
+		var err error
+		out, err = i.runTool(ctx, env, "pg_rewind", "-D", i.dataDir, "--source-server="+src.String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pg_rewind from %s: %w\n%s", src.Redacted(), err, lastLines(out, 30))
+	}
+	log.Info("pg_rewind done", "duration", time.Since(start), "output", lastLines(out, 3))
+	if _, err := i.writeConfig(); err != nil {
+		return fmt.Errorf("rewind: write configuration: %w", err)
+	}
+	return nil
+}
+
+// SetPrimary points the standby at another primary (or, with an empty
+// conninfo, at none): postgresql.conf is rewritten and, when the server is
+// running, reloaded (primary_conninfo and primary_slot_name take effect on
+// reload). Nothing happens when the configuration is unchanged.
+// standby.signal is left as it is; switching between primary and standby
+// needs a restart with Start.
+func (i *Instance) SetPrimary(ctx context.Context, conninfo, slot string) error {
+	if slot != "" && !validSlotName.MatchString(slot) {
+		return fmt.Errorf("set primary: invalid slot name %q", slot)
+	}
+	i.mu.Lock()
+	oldConn, oldSlot := i.primConn, i.primSlot
+	i.primConn, i.primSlot = conninfo, slot
+	i.mu.Unlock()
+	changed, err := i.writeConfig()
+	if err != nil {
+		i.mu.Lock()
+		i.primConn, i.primSlot = oldConn, oldSlot
+		i.mu.Unlock()
+		return fmt.Errorf("set primary: %w", err)
+	}
+	if !changed {
+		return nil
+	}
+	i.log.Info("primary changed", "primary_conninfo", RedactConnString(conninfo), "slot", slot)
+	if _, ok := i.Running(); ok {
+		if err := i.reload(ctx); err != nil {
+			return fmt.Errorf("set primary: %w", err)
+		}
+	}
+	return nil
+}

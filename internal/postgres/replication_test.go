@@ -1,0 +1,195 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReplicationFailoverRewind builds a primary and a streaming replica,
+// promotes the replica, rewinds the diverged old primary and makes it
+// stream from the new one.
+func TestReplicationFailoverRewind(t *testing.T) {
+	t.Parallel()
+	dir := testDir(t)
+	portA, portB := freePort(t), freePort(t)
+	a := newTestInstance(t, filepath.Join(dir, "a"), "member-a", portA)
+	b := newTestInstance(t, filepath.Join(dir, "b"), "Member-B", portB)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	slotA, slotB := SlotName("member-a"), SlotName("Member-B")
+
+	if err := a.InitDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t, StartOptions{})
+	for range 2 { // idempotent
+		if err := a.EnsureReplicationRole(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := a.queryString(t, "SELECT rolreplication::text FROM pg_roles WHERE rolname = $1", testReplUser); v != "true" {
+		t.Errorf("rolreplication = %q", v)
+	}
+	a.exec(t, "SELECT pg_create_physical_replication_slot('stale_slot')")
+	if err := a.EnsureSlots(ctx, []string{slotB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnsureSlots(ctx, []string{slotB}); err != nil {
+		t.Fatal(err)
+	}
+	if v := a.queryString(t, "SELECT string_agg(slot_name::text, ',' ORDER BY slot_name) FROM pg_replication_slots"); v != slotB {
+		t.Errorf("slots = %q, want %q", v, slotB)
+	}
+	if err := a.EnsureSlots(ctx, []string{"Bad-Name"}); err == nil {
+		t.Error("invalid slot name accepted")
+	}
+
+	replFrom := func(port int, app string) ConnInfo {
+		return ConnInfo{Host: "127.0.0.1", Port: port, User: testReplUser, Password: testReplPassword, ApplicationName: app}
+	}
+	if err := b.BaseBackup(ctx, replFrom(portA, "member-b-clone")); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t, StartOptions{Standby: true, PrimaryConnInfo: replFrom(portA, "Member-B").String(), SlotName: slotB})
+	for _, f := range []string{"postgresql.conf", "postgresql.base.conf", "postgresql.auto.conf"} {
+		if c, _ := os.ReadFile(filepath.Join(b.DataDir(), f)); strings.Contains(string(c), "rep:pass") {
+			t.Errorf("%s contains the replication password", f)
+		}
+	}
+	checkOwnedFile(t, b.Instance, b.primaryPassfile())
+
+	a.exec(t, "CREATE TABLE t (v text)")
+	a.exec(t, "INSERT INTO t VALUES ('before')")
+	sa := a.state(t)
+	waitFor(t, 20*time.Second, "replica b to stream and replay", func() (bool, string) {
+		s, err := b.Query(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.InRecovery && s.ReplicationState == "streaming" && s.Timeline == 1 && s.ReplayLSN >= sa.WriteLSN,
+			stateString(s)
+	})
+	sb := b.state(t)
+	if sb.ReceiveLSN < sa.WriteLSN || sb.SystemIdentifier != sa.SystemIdentifier {
+		t.Errorf("replica state %+v, primary %+v", sb, sa)
+	}
+	if sb.ReceiverConnInfo == "" || strings.Contains(sb.ReceiverConnInfo, "rep:pass") || strings.Contains(sb.ReceiverConnInfo, "password") {
+		t.Errorf("receiver conninfo %q", sb.ReceiverConnInfo)
+	}
+	waitFor(t, 10*time.Second, "primary to list the replica", func() (bool, string) {
+		s, err := a.Query(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range s.Replication {
+			if r.ApplicationName == "Member-B" && r.State == "streaming" && r.ClientAddr == "127.0.0.1" && r.SentLSN > 0 {
+				return true, ""
+			}
+		}
+		return false, stateString(s)
+	})
+	if v := a.queryString(t, "SELECT active::text FROM pg_replication_slots WHERE slot_name = $1", slotB); v != "true" {
+		t.Errorf("slot %s active = %q", slotB, v)
+	}
+	// Unchanged primary: SetPrimary is a no-op (no rewrite).
+	confB := filepath.Join(b.DataDir(), "postgresql.conf")
+	before, _ := os.Stat(confB)
+	if err := b.SetPrimary(ctx, replFrom(portA, "Member-B").String(), slotB); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(confB); !after.ModTime().Equal(before.ModTime()) || !os.SameFile(before, after) {
+		t.Error("SetPrimary rewrote an unchanged configuration")
+	}
+
+	// Promote b.
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := b.Promote(pctx); err != nil {
+		t.Fatal(err)
+	}
+	pcancel()
+	sb = b.state(t)
+	if sb.InRecovery || sb.Timeline != 2 || sb.WriteLSN <= 0 || sb.ReplicationState != "" {
+		t.Errorf("promoted state: %+v", sb)
+	}
+	if _, err := os.Stat(filepath.Join(b.DataDir(), "standby.signal")); !os.IsNotExist(err) {
+		t.Errorf("standby.signal after promote: %v", err)
+	}
+	b.exec(t, "INSERT INTO t VALUES ('after promote')")
+
+	// The old primary diverges, then dies.
+	a.exec(t, "INSERT INTO t VALUES ('diverged')")
+	a.exec(t, "SELECT pg_switch_wal()")
+	if err := a.Stop(ctx, StopImmediate, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cd, err := a.ControlData(ctx); err != nil || cd.State != "in production" || cd.TimeLineID != 1 {
+		t.Errorf("old primary after immediate stop: %+v %v", cd, err)
+	}
+
+	if err := b.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureSlots(ctx, []string{slotA}); err != nil {
+		t.Fatal(err)
+	}
+	su := ConnInfo{Host: "127.0.0.1", Port: portB, User: "postgres", Password: testSuperPassword, DBName: "postgres"}
+	if err := a.Rewind(ctx, su); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := os.ReadFile(filepath.Join(a.DataDir(), "postgresql.conf")); !strings.Contains(string(c), "port = '"+strconv.Itoa(portA)+"'") {
+		t.Errorf("configuration after rewind:\n%s", c)
+	}
+	a.start(t, StartOptions{Standby: true, PrimaryConnInfo: replFrom(portB, "").String(), SlotName: slotA})
+	sb = b.state(t)
+	waitFor(t, 20*time.Second, "old primary to stream from the new one", func() (bool, string) {
+		s, err := a.Query(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.InRecovery && s.ReplicationState == "streaming" && s.Timeline == 2 && s.ReplayLSN >= sb.WriteLSN, stateString(s)
+	})
+	if v := a.queryString(t, "SELECT string_agg(v, ',' ORDER BY v) FROM t"); v != "after promote,before" {
+		t.Errorf("rows on the rewound member: %q", v)
+	}
+	waitFor(t, 10*time.Second, "new primary to list the rewound member", func() (bool, string) {
+		s, err := b.Query(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range s.Replication {
+			if r.ApplicationName == "member-a" && r.State == "streaming" {
+				return true, ""
+			}
+		}
+		return false, stateString(s)
+	})
+
+	// Repointing a running standby reloads it; the WAL receiver reconnects
+	// with the new settings.
+	if err := a.SetPrimary(ctx, replFrom(portB, "member-a-renamed").String(), slotA); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "receiver to pick up the new application_name", func() (bool, string) {
+		s, err := b.Query(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range s.Replication {
+			if r.ApplicationName == "member-a-renamed" && r.State == "streaming" {
+				return true, ""
+			}
+		}
+		return false, stateString(s)
+	})
+}
+
+func stateString(s State) string {
+	return fmt.Sprintf("recovery=%v tl=%d repl=%q write=%X recv=%X replay=%X senders=%+v",
+		s.InRecovery, s.Timeline, s.ReplicationState, s.WriteLSN, s.ReceiveLSN, s.ReplayLSN, s.Replication)
+}
