@@ -166,7 +166,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			// A DCS event or a postmaster exit: run the loop at once,
 			// but not more than every few milliseconds.
 			time.Sleep(minLoopGap)
-		case <-a.taskDoneChan():
+		case err := <-a.taskDoneChan():
+			a.finishTask(a.task, err)
 		case <-time.After(a.dyn.LoopWaitDuration()):
 		}
 	}

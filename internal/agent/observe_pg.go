@@ -19,6 +19,13 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 		Following:         a.following,
 		CheckpointPending: a.checkpointPending,
 	}
+	if a.task != nil {
+		// The task owns the data directory; report what is known.
+		p.DataDir = ha.DataDirInitialized
+		_, p.Running = a.pg.Running()
+		p.LastKnownPrimary = a.lastKnownPrimary && p.Running
+		return p
+	}
 	state, err := a.pg.DataDirState()
 	switch {
 	case err != nil:
@@ -28,12 +35,6 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 		p.DataDir = ha.DataDirEmpty
 	default:
 		p.DataDir = ha.DataDirInitialized
-	}
-	if a.task != nil {
-		// The task owns the data directory; report what is known.
-		_, p.Running = a.pg.Running()
-		p.LastKnownPrimary = a.lastKnownPrimary && p.Running
-		return p
 	}
 	if p.DataDir != ha.DataDirInitialized {
 		a.pgAnswered = false

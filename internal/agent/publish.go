@@ -48,7 +48,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		State:    state,
 		Role:     role,
 		Version:  Version,
-		Timeline: p.Timeline,
+		Timeline: max(p.Timeline, p.ControlTimeline),
 		Pause:    a.dyn.Pause,
 	}
 	if tags := a.cfg.Tags; tags != (cluster.Tags{}) {

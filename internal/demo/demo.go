@@ -27,7 +27,8 @@ type Options struct {
 	Members  int
 	BinDir   string
 	// RestartDelay is how long a dead member stays down before the demo
-	// starts it again.
+	// starts it again; longer than the lease TTL, so that killing the
+	// leader shows a failover rather than an in-place restart.
 	RestartDelay time.Duration
 	Out          io.Writer
 	Logger       *slog.Logger
@@ -47,7 +48,7 @@ func Run(ctx context.Context, o Options) error {
 		o.PortBase = 23790
 	}
 	if o.RestartDelay == 0 {
-		o.RestartDelay = 3 * time.Second
+		o.RestartDelay = 8 * time.Second
 	}
 	if o.BinDir == "" {
 		o.BinDir = postgres.DefaultBinDir
