@@ -50,6 +50,7 @@ type Agent struct {
 	notStreamingSince time.Time
 	lastKnownPrimary  bool
 	following         string
+	lastTimeline      int
 	lastView          *cluster.Cluster
 	dcsLastSeen       time.Time
 	lastDecision      ha.Decision

@@ -102,6 +102,8 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			return err
 		}
 		a.following = act.Target
+		// Judge streaming from the new upstream afresh.
+		a.notStreamingSince = time.Time{}
 	case ha.AcquireLeader:
 		actx, cancel := context.WithTimeout(ctx, rt)
 		defer cancel()

@@ -48,7 +48,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		State:    state,
 		Role:     role,
 		Version:  Version,
-		Timeline: max(p.Timeline, p.ControlTimeline),
+		Timeline: a.timeline(p),
 		Pause:    a.dyn.Pause,
 	}
 	if tags := a.cfg.Tags; tags != (cluster.Tags{}) {
@@ -87,7 +87,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.lease.ConfirmedSentAt) < a.dyn.RenewDeadline(),
 		LeaseDeadline:        a.leaseDeadline(),
 		Writable:             p.Running && p.Answered && !p.InRecovery,
-		Timeline:             p.Timeline,
+		Timeline:             a.timeline(p),
 		XLogLocation:         p.WriteLSN,
 		ReceiveLSN:           p.ReceiveLSN,
 		ReplayLSN:            p.ReplayLSN,
@@ -123,4 +123,13 @@ func (a *Agent) leaseDeadline() time.Time {
 		return time.Time{}
 	}
 	return a.lease.ConfirmedSentAt.Add(a.dyn.RenewDeadline())
+}
+
+// timeline is the member's timeline: the observed one, else the last one
+// known (while PostgreSQL restarts or a task owns the data directory).
+func (a *Agent) timeline(p ha.Postgres) int {
+	if tl := max(p.Timeline, p.ControlTimeline); tl > 0 {
+		a.lastTimeline = tl
+	}
+	return a.lastTimeline
 }

@@ -60,9 +60,13 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			return execOn(t, c, leader, "INSERT INTO items VALUES (1000, 'after crash')")
 		})
-		v := waitFor(t, c, 30*time.Second, "leader still "+leader, func(v *cluster.Cluster) bool {
-			return v.LeaderName() == leader
+		v := waitFor(t, c, 30*time.Second, "leader "+leader+" running again", func(v *cluster.Cluster) bool {
+			m := v.LeaderMember()
+			return m != nil && m.State == cluster.StateRunning
 		})
+		if v.LeaderName() != leader {
+			t.Fatalf("leader changed from %s to %s after a postmaster crash", leader, v.LeaderName())
+		}
 		if len(v.History) != 0 {
 			t.Fatalf("a crash restart must not fail over: history %v", v.History)
 		}

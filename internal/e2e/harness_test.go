@@ -94,7 +94,7 @@ func startCluster(t *testing.T, n int) (*localcluster.Cluster, *etcdtest.Server)
 		for _, m := range spec.Members {
 			killPostmaster(c, m.Name)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("REGENT_E2E_LOGS") != "" {
 			dumpLogs(t, c)
 		}
 	})
@@ -118,8 +118,8 @@ func dumpLogs(t *testing.T, c *localcluster.Cluster) {
 	for _, m := range c.Spec.Members {
 		b, _ := os.ReadFile(c.LogPath(m.Name))
 		lines := strings.Split(string(b), "\n")
-		if len(lines) > 80 {
-			lines = lines[len(lines)-80:]
+		if len(lines) > 400 {
+			lines = lines[len(lines)-400:]
 		}
 		t.Logf("=== %s log (tail) ===\n%s", m.Name, strings.Join(lines, "\n"))
 	}
