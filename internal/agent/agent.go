@@ -63,8 +63,6 @@ type Agent struct {
 
 	task  *task
 	guard *leaseGuard
-
-	mu sync.Mutex // guards taskDone results delivered by task goroutines
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not

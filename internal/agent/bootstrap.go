@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/postgres"
 )
 
@@ -15,7 +16,7 @@ import (
 // it), then the dynamic configuration, initdb, start, roles, and finally the
 // system identifier in the initialize key. A failure after initdb removes
 // only the data directory this task created.
-func (a *Agent) bootstrap(ctx context.Context) (err error) {
+func (a *Agent) bootstrap(ctx context.Context, dyn cluster.DynamicConfig) (err error) {
 	won, err := a.dcs.RaceInitialize(ctx)
 	if err != nil || !won {
 		return err
@@ -44,7 +45,7 @@ func (a *Agent) bootstrap(ctx context.Context) (err error) {
 		_ = a.dcs.CancelInitialize(cctx)
 		_ = a.dcs.ReleaseLeader(cctx)
 	}()
-	if _, err := a.dcs.SetConfig(ctx, a.dyn, 0); err != nil {
+	if _, err := a.dcs.SetConfig(ctx, dyn, 0); err != nil {
 		return fmt.Errorf("writing the dynamic configuration: %w", err)
 	}
 	created = true

@@ -32,14 +32,17 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 	case ha.Refuse:
 		return refuse(d.Reason)
 	case ha.Fence:
-		a.fenceNow(d.Reason)
+		a.fenceNow(d.Reason, a.dyn.FenceTimeoutDuration())
 		return nil
 	case ha.Demote:
 		return a.stop(ctx, postgres.StopImmediate, d.Reason)
 	case ha.StopForRejoin:
 		return a.stop(ctx, postgres.StopFast, d.Reason)
 	case ha.Bootstrap:
-		a.startTask(ctx, "bootstrap", cluster.StateInitializing, a.bootstrap, nil)
+		dyn := a.dyn
+		a.startTask(ctx, "bootstrap", cluster.StateInitializing, func(ctx context.Context) error {
+			return a.bootstrap(ctx, dyn)
+		}, nil)
 	case ha.Clone:
 		src, err := a.source(o.Cluster, act.Target, true)
 		if err != nil {
@@ -50,7 +53,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 				return err
 			}
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, nil)
+		}, a.followingOnSuccess(act.Target, nil))
 	case ha.Rewind:
 		src, err := a.source(o.Cluster, act.Target, false)
 		if err != nil {
@@ -61,7 +64,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 				return fmt.Errorf("pg_rewind from %s: %w", act.Target, err)
 			}
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, func(err error) { a.rewindFailed = err != nil })
+		}, a.followingOnSuccess(act.Target, func(err error) { a.rewindFailed = err != nil }))
 	case ha.Reclone:
 		src, err := a.source(o.Cluster, act.Target, true)
 		if err != nil {
@@ -75,11 +78,11 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 				return err
 			}
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, func(err error) {
+		}, a.followingOnSuccess(act.Target, func(err error) {
 			if err == nil {
 				a.rewindFailed = false
 			}
-		})
+		}))
 	case ha.StartPrimary:
 		a.expectRunning = true
 		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
@@ -90,7 +93,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 	case ha.StartReplica:
 		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, func(err error) { a.startFailed = err != nil })
+		}, a.followingOnSuccess(act.Target, func(err error) { a.startFailed = err != nil }))
 	case ha.Follow:
 		src, err := a.source(o.Cluster, act.Target, true)
 		if err != nil {
@@ -115,7 +118,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			return errRaceLost
 		}
 		a.keyOnMyLease = true
-		a.guard.arm(true, a.lease.ConfirmedSentAt, a.dyn.RenewDeadline())
+		a.guard.arm(true, a.lease.ConfirmedSentAt, a.dyn)
 		a.log.Info("acquired the leader key", "action", "acquire_leader", "reason", d.Reason)
 	case ha.ReleaseLeader:
 		rctx, cancel := context.WithTimeout(ctx, rt)
@@ -152,12 +155,14 @@ func (a *Agent) stop(ctx context.Context, mode postgres.StopMode, reason string)
 }
 
 // fenceNow stops PostgreSQL immediately so it can acknowledge no further
-// commit. It is called by the loop and by the lease guard's timer.
-func (a *Agent) fenceNow(reason string) {
+// commit: SIGQUIT, escalating to SIGKILL after half of fenceTimeout. It is
+// called by the loop and by the lease guard's timer, so it reads no agent
+// state.
+func (a *Agent) fenceNow(reason string, fenceTimeout time.Duration) {
 	a.log.Error("fencing PostgreSQL", "action", "fence", "reason", reason)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.pg.Stop(ctx, postgres.StopImmediate, a.dyn.FenceTimeoutDuration()/2); err != nil {
+	if err := a.pg.Stop(ctx, postgres.StopImmediate, fenceTimeout/2); err != nil {
 		a.log.Error("fencing failed", "err", err)
 	}
 }
@@ -191,7 +196,8 @@ func (a *Agent) source(view *cluster.Cluster, name string, replication bool) (po
 		ApplicationName: a.cfg.Name}, nil
 }
 
-// startReplica starts PostgreSQL as a standby of leader ("" = none).
+// startReplica starts PostgreSQL as a standby of leader ("" = none). It
+// runs inside tasks and so touches no agent state.
 func (a *Agent) startReplica(ctx context.Context, view *cluster.Cluster, leader string) error {
 	so := postgres.StartOptions{Standby: true}
 	if leader != "" {
@@ -202,14 +208,24 @@ func (a *Agent) startReplica(ctx context.Context, view *cluster.Cluster, leader 
 		so.PrimaryConnInfo = src.String()
 		so.SlotName = postgres.SlotName(a.cfg.Name)
 	}
-	a.expectRunning = true
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	if err := a.pg.Start(sctx, so); err != nil {
-		return err
+	return a.pg.Start(sctx, so)
+}
+
+// followingOnSuccess returns a task completion that records, on the loop
+// goroutine, that PostgreSQL now runs as a replica of leader, then calls
+// next (if any).
+func (a *Agent) followingOnSuccess(leader string, next func(error)) func(error) {
+	a.expectRunning = true
+	return func(err error) {
+		if err == nil {
+			a.following = leader
+		}
+		if next != nil {
+			next(err)
+		}
 	}
-	a.following = leader
-	return nil
 }
 
 // moveDataDirAside renames a diverged data directory instead of deleting it.

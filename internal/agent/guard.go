@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 // leaseGuard enforces the renew deadline between HA loops. The core fences
@@ -14,21 +16,22 @@ type leaseGuard struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	at    time.Time
-	fence func(reason string)
+	fence func(reason string, fenceTimeout time.Duration)
 	log   *slog.Logger
 }
 
-func newLeaseGuard(fence func(reason string), log *slog.Logger) *leaseGuard {
+func newLeaseGuard(fence func(reason string, fenceTimeout time.Duration), log *slog.Logger) *leaseGuard {
 	return &leaseGuard{fence: fence, log: log}
 }
 
 // arm sets the deadline when the member holds the key, and disarms it
 // otherwise.
-func (g *leaseGuard) arm(holds bool, confirmedSentAt time.Time, renewDeadline time.Duration) {
+func (g *leaseGuard) arm(holds bool, confirmedSentAt time.Time, dyn cluster.DynamicConfig) {
 	if !holds || confirmedSentAt.IsZero() {
 		g.disarm()
 		return
 	}
+	renewDeadline, fenceTimeout := dyn.RenewDeadline(), dyn.FenceTimeoutDuration()
 	deadline := confirmedSentAt.Add(renewDeadline)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -40,7 +43,7 @@ func (g *leaseGuard) arm(holds bool, confirmedSentAt time.Time, renewDeadline ti
 	}
 	g.at = deadline
 	g.timer = time.AfterFunc(time.Until(deadline), func() {
-		g.fence("renew deadline " + renewDeadline.String() + " passed without a confirmed lease renewal")
+		g.fence("renew deadline "+renewDeadline.String()+" passed without a confirmed lease renewal", fenceTimeout)
 	})
 }
 

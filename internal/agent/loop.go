@@ -56,7 +56,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		a.confirmOwnership(ctx, view)
 		obs.Cluster = view
 	}
-	a.guard.arm(a.keyOnMyLease, a.lease.ConfirmedSentAt, a.dyn.RenewDeadline())
+	a.guard.arm(a.keyOnMyLease, a.lease.ConfirmedSentAt, a.dyn)
 
 	obs.PG = a.observePostgres(ctx)
 	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}

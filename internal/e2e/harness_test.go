@@ -27,7 +27,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "regent")
-	build := exec.Command("go", "build", "-o", binary, "github.com/regent-ha/regent/cmd/regent")
+	args := []string{"build", "-o", binary}
+	if os.Getenv("REGENT_E2E_RACE") != "" {
+		// The agents run as separate processes; build them with the race
+		// detector to check the agent's own goroutines.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/regent-ha/regent/cmd/regent")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building regent:", err)
