@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/ctl"
-	"github.com/regent-ha/regent/internal/etcdtest"
+	"github.com/regent-ha/regent/internal/etcdserver"
 	"github.com/regent-ha/regent/internal/localcluster"
 	"github.com/regent-ha/regent/internal/postgres"
 )
@@ -69,7 +69,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating demo directory: %w", err)
 	}
-	etcd, err := etcdtest.StartEmbedded(filepath.Join(dir, "etcd"), clientURL, peerURL)
+	etcd, err := etcdserver.StartEmbedded(filepath.Join(dir, "etcd"), clientURL, peerURL, filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return fmt.Errorf("starting embedded etcd on %s (is another demo running? choose --port-base): %w", clientURL, err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
-	"github.com/regent-ha/regent/internal/etcdtest"
+	"github.com/regent-ha/regent/internal/etcdserver"
 	"github.com/regent-ha/regent/internal/localcluster"
 )
 
@@ -157,7 +157,7 @@ func TestUnreachableEtcdAtStart(t *testing.T) {
 	default:
 	}
 
-	etcd, err := etcdtest.StartEmbedded(filepath.Join(dir, "etcd"), clientURL, peerURL)
+	etcd, err := etcdserver.StartEmbedded(filepath.Join(dir, "etcd"), clientURL, peerURL, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,19 +5,15 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
+	"github.com/regent-ha/regent/internal/etcdserver"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
-
-// readyTimeout bounds how long a started server may take to become ready.
-const readyTimeout = 30 * time.Second
 
 // startAttempts is how many times Start picks new ports after a bind
 // conflict (another process took a port between probing and binding).
@@ -61,13 +57,13 @@ func Start(t testing.TB) *Server {
 
 // start runs the server on s's ports and data directory.
 func (s *Server) start() error {
-	cfg, err := config(s.dir, s.clientURL, s.peerURL)
+	cfg, err := etcdserver.Config(s.dir, s.clientURL, s.peerURL)
 	if err != nil {
 		return err
 	}
 	// Test data is thrown away: skip fsync to keep tests fast.
 	cfg.UnsafeNoFsync = true
-	e, err := startAndWait(cfg)
+	e, err := etcdserver.StartAndWait(cfg)
 	if err != nil {
 		return err
 	}
@@ -115,66 +111,6 @@ func (s *Server) Restart() error {
 	return nil
 }
 
-// StartEmbedded runs a single-node etcd with its data in dir, serving
-// clients on clientURL and peers on peerURL (both "http://host:port"), and
-// returns once it is ready. The caller closes it with Close.
-func StartEmbedded(dir, clientURL, peerURL string) (*embed.Etcd, error) {
-	cfg, err := config(dir, clientURL, peerURL)
-	if err != nil {
-		return nil, fmt.Errorf("etcdtest: %w", err)
-	}
-	e, err := startAndWait(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcdtest: start embedded etcd: %w", err)
-	}
-	return e, nil
-}
-
-// config builds the embedded server settings shared by Start and
-// StartEmbedded.
-func config(dir, clientURL, peerURL string) (*embed.Config, error) {
-	cu, err := url.Parse(clientURL)
-	if err != nil {
-		return nil, fmt.Errorf("client URL %q: %w", clientURL, err)
-	}
-	pu, err := url.Parse(peerURL)
-	if err != nil {
-		return nil, fmt.Errorf("peer URL %q: %w", peerURL, err)
-	}
-	cfg := embed.NewConfig()
-	cfg.Name = "regent-etcd"
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cfg.TickMs = 100
-	cfg.ElectionMs = 1000
-	cfg.ListenClientUrls = []url.URL{*cu}
-	cfg.AdvertiseClientUrls = []url.URL{*cu}
-	cfg.ListenPeerUrls = []url.URL{*pu}
-	cfg.AdvertisePeerUrls = []url.URL{*pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	return cfg, nil
-}
-
-// startAndWait starts the server and waits until it serves clients.
-func startAndWait(cfg *embed.Config) (*embed.Etcd, error) {
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case err := <-e.Err():
-		e.Close()
-		return nil, err
-	case <-time.After(readyTimeout):
-		e.Server.Stop()
-		e.Close()
-		return nil, fmt.Errorf("not ready after %v", readyTimeout)
-	}
-}
-
-// freeURLs returns a client and a peer URL on ports that were free a moment
 // ago.
 func freeURLs() (clientURL, peerURL string, err error) {
 	// Hold both listeners until both ports are known so they differ.

@@ -2,10 +2,14 @@ package etcdtest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/internal/etcdserver"
 )
 
 func TestStartServesClients(t *testing.T) {
@@ -48,12 +52,16 @@ func TestStartEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := StartEmbedded(t.TempDir(), c, p)
+	log := filepath.Join(t.TempDir(), "etcd.log")
+	e, err := etcdserver.StartEmbedded(t.TempDir(), c, p, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	if got := e.Server.Cfg.ElectionTicks; got != 10 {
 		t.Errorf("election ticks = %d, want 10 (1000 ms / 100 ms)", got)
+	}
+	if st, err := os.Stat(log); err != nil || st.Size() == 0 {
+		t.Errorf("etcd log file not written: %v", err)
 	}
 }
