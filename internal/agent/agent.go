@@ -51,11 +51,15 @@ type Agent struct {
 	lastKnownPrimary  bool
 	following         string
 	lastTimeline      int
-	lastView          *cluster.Cluster
-	dcsLastSeen       time.Time
-	lastDecision      ha.Decision
-	lastPG            postgres.State
-	pgAnswered        bool
+	replicaTimeline   int
+	// upstream is the leader (name and timeline) the replica was last
+	// asked to follow; a change restarts the not-streaming clock.
+	upstream     string
+	lastView     *cluster.Cluster
+	dcsLastSeen  time.Time
+	lastDecision ha.Decision
+	lastPG       postgres.State
+	pgAnswered   bool
 
 	// checkpointPending is set by Promote and cleared by the checkpoint
 	// task.

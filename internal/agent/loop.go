@@ -54,6 +54,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		}
 		obs.Config = a.dyn
 		a.confirmOwnership(ctx, view)
+		a.noteUpstream(view)
 		obs.Cluster = view
 	}
 	a.guard.arm(a.keyOnMyLease, a.lease.ConfirmedSentAt, a.dyn)
@@ -151,3 +152,17 @@ func roleOf(p ha.Postgres) string {
 var errRaceLost = errors.New("another member took the leader key first")
 
 func refuse(reason string) error { return fmt.Errorf("%w: %s", ErrRefused, reason) }
+
+// noteUpstream restarts the replica's not-streaming clock when the leader
+// or its timeline changes: a replica is judged on how it streams from the
+// current leader, not on the outage that preceded it.
+func (a *Agent) noteUpstream(view *cluster.Cluster) {
+	up := ""
+	if l := view.LeaderMember(); l != nil {
+		up = fmt.Sprintf("%s@%d", l.Name, l.Timeline)
+	}
+	if up != a.upstream {
+		a.upstream = up
+		a.notStreamingSince = time.Time{}
+	}
+}

@@ -38,6 +38,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	}
 	if p.DataDir != ha.DataDirInitialized {
 		a.pgAnswered = false
+		a.replicaTimeline = 0
 		return p
 	}
 	_, p.Running = a.pg.Running()
@@ -76,6 +77,14 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.SystemID = st.SystemIdentifier
 	p.InRecovery = st.InRecovery
 	p.Timeline = st.Timeline
+	if st.InRecovery {
+		// Without a WAL receiver PostgreSQL only reports the timeline of
+		// the last restartpoint, which lags behind a timeline switch the
+		// replica already received. A data directory's timeline never goes
+		// back, so keep the highest one seen.
+		p.Timeline = max(p.Timeline, a.replicaTimeline)
+		a.replicaTimeline = p.Timeline
+	}
 	p.ControlTimeline = st.Timeline
 	p.WriteLSN = st.WriteLSN
 	p.ReceiveLSN = st.ReceiveLSN

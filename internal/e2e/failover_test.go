@@ -136,6 +136,36 @@ func TestClusterLifecycle(t *testing.T) {
 		})
 		assertListShows(t, c, leader)
 	})
+
+	// A second host loss: the replicas now stream on timeline 2 and must
+	// still be eligible once their WAL receiver has lost its upstream.
+	t.Run("second host loss fails over again", func(t *testing.T) {
+		second := leader
+		pm := c.PostmasterPID(second)
+		if err := c.Kill(second); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pm, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		v := waitFor(t, c, 60*time.Second, "a third leader", func(v *cluster.Cluster) bool {
+			l := v.LeaderMember()
+			return l != nil && l.Name != second && l.Role == cluster.RolePrimary && l.State == cluster.StateRunning && l.Timeline == 3
+		})
+		leader = v.LeaderName()
+		eventually(t, 30*time.Second, "writes on the third leader", func() error {
+			return execOn(t, c, leader, "INSERT INTO items VALUES (3000, 'after second failover')")
+		})
+		if n := count(t, c, leader, "items"); n != 152 {
+			t.Fatalf("third leader has %d rows, want 152", n)
+		}
+		if err := c.Start(second); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c, 2*time.Minute, "all three members healthy on timeline 3", func(v *cluster.Cluster) bool {
+			return localcluster.Healthy(v, 3) && v.LeaderMember().Timeline == 3
+		})
+	})
 }
 
 // assertListShows runs `regent list -f json` and checks it names leader as
