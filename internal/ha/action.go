@@ -50,6 +50,13 @@ const (
 	// LeaderHousekeeping writes the status key and keeps the replication
 	// slots of the other members.
 	LeaderHousekeeping
+	// HandOver is the leader's half of a switchover to Target: stop
+	// PostgreSQL fast, wait until Target has received the shutdown
+	// checkpoint, then release the leader key.
+	HandOver
+	// ClearFailover deletes the failover key: the request is done, or
+	// cannot be carried out (the reason says why).
+	ClearFailover
 )
 
 var kindNames = [...]string{
@@ -59,6 +66,7 @@ var kindNames = [...]string{
 	StartReplica: "start_replica", Follow: "follow", ProbePeers: "probe_peers",
 	AcquireLeader: "acquire_leader", ReleaseLeader: "release_leader",
 	Promote: "promote", LeaderHousekeeping: "leader_housekeeping",
+	HandOver: "hand_over", ClearFailover: "clear_failover",
 }
 
 func (k Kind) String() string {

@@ -64,7 +64,10 @@ func mayBeWritable(p Postgres) bool {
 // confirmed within the renew deadline. It runs before everything else,
 // even while a background task is in progress.
 func fenceCheck(o Observation) (Decision, bool) {
-	if !mayBeWritable(o.PG) {
+	if !mayBeWritable(o.PG) || o.Config.Pause {
+		// In maintenance mode nothing is demoted automatically; no member
+		// is promoted automatically either, so no second primary can
+		// appear without an operator's failover.
 		return Decision{}, false
 	}
 	if o.Lease.KeyOnMyLease && !holdsLease(o) {
@@ -160,6 +163,9 @@ func decideStopped(o Observation) Decision {
 // decideStoppedLeader restarts a crashed primary in place while
 // primary_start_timeout allows, and otherwise gives up the key.
 func decideStoppedLeader(o Observation) Decision {
+	if o.Config.Pause {
+		return decide("cluster is paused: not restarting PostgreSQL on the leader")
+	}
 	if !holdsLease(o) {
 		return decide("leader key names this member but the lease is not confirmed; waiting")
 	}
@@ -208,12 +214,20 @@ func decideRejoin(o Observation, leader *cluster.Member) Decision {
 // decidePrimary handles a running PostgreSQL that accepts writes.
 func decidePrimary(o Observation) Decision {
 	if holdsLease(o) {
+		if d, ok := decideFailoverKeyAsLeader(o); ok {
+			return d
+		}
 		if o.PG.CheckpointPending {
 			return decide("holding the leader key; post-promote checkpoint in progress", act(LeaderHousekeeping))
 		}
 		return decide("holding the leader key", act(LeaderHousekeeping))
 	}
-	c := o.Cluster // non-nil: fenceCheck handled the unreachable DCS
+	c := o.Cluster
+	if c == nil {
+		// Only reachable in maintenance mode: fenceCheck handles the
+		// unreachable DCS otherwise.
+		return decide("DCS unreachable and the cluster is paused: leaving the primary running")
+	}
 	leader := c.LeaderName()
 	if leader != "" && leader != o.Self.Name {
 		return decide(fmt.Sprintf("leader key is held by %s: demoting to prevent split brain", leader), act(Demote))
@@ -266,6 +280,9 @@ func decideFollow(o Observation, leader string) Decision {
 
 // decideRace decides whether this replica may take part in a leader race.
 func decideRace(o Observation) Decision {
+	if f := o.Cluster.Failover; f != nil && f.Member != "" {
+		return decideRequestedRace(o, f)
+	}
 	if reason := ineligible(o); reason != "" {
 		return decide("no leader, but not eligible for promotion: " + reason)
 	}

@@ -30,6 +30,9 @@ const (
 type Observation struct {
 	// Now is a monotonic clock reading taken at the start of the loop.
 	Now time.Time
+	// Wall is the wall-clock time, used only to compare with operator
+	// schedules (scheduled switchovers); never for lease arithmetic.
+	Wall time.Time
 	// Self is this member's identity.
 	Self Self
 	// Cluster is the DCS view read during this loop, or nil when the read
