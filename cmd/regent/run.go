@@ -25,6 +25,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.SetConfigPath(path)
 			return a.Run(cmd.Context())
 		},
 	}

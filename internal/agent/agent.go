@@ -51,6 +51,7 @@ type Agent struct {
 	lastKnownPrimary  bool
 	following         string
 	lastTimeline      int
+	pendingRestart    map[string]cluster.ParamChange
 	replicaTimeline   int
 	// upstream is the leader (name and timeline) the replica was last
 	// asked to follow; a change restarts the not-streaming clock.
@@ -67,6 +68,12 @@ type Agent struct {
 
 	task  *task
 	guard *leaseGuard
+
+	// requests carries operator actions from REST handlers to the loop.
+	requests         chan *request
+	scheduledRestart *api.RestartRequest
+	// configPath is the member file, reread on reload ("" = not known).
+	configPath string
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -78,25 +85,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:  cfg,
-		log:  logger,
-		pg:   pg,
-		pub:  &api.Publisher{},
-		wake: make(chan struct{}, 1),
-		dyn:  cfg.Bootstrap.DCS,
+		cfg:      cfg,
+		log:      logger,
+		pg:       pg,
+		pub:      &api.Publisher{},
+		wake:     make(chan struct{}, 1),
+		dyn:      cfg.Bootstrap.DCS,
+		requests: make(chan *request),
 	}
 	a.guard = newLeaseGuard(a.fenceNow, logger)
 	return a, nil
 }
 
 func postgresOptions(cfg *config.Config, dyn cluster.DynamicConfig, logger *slog.Logger) postgres.Options {
-	params := map[string]string{}
-	for k, v := range dyn.PostgreSQL.Parameters {
-		params[k] = v
-	}
-	for k, v := range cfg.PostgreSQL.Parameters {
-		params[k] = v
-	}
+	params := mergedParameters(dyn, cfg.PostgreSQL.Parameters)
 	su, _ := cfg.PostgreSQL.Authentication.Superuser.Password.Value()
 	rp, _ := cfg.PostgreSQL.Authentication.Replication.Password.Value()
 	return postgres.Options{
@@ -136,7 +138,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 
-	srv := api.New(a.pub, client, a.log)
+	srv, err := a.apiServer(client)
+	if err != nil {
+		return err
+	}
 	apiErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
@@ -171,6 +176,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			time.Sleep(minLoopGap)
 		case err := <-a.taskDoneChan():
 			a.finishTask(a.task, err)
+		case r := <-a.requests:
+			a.serve(ctx, r)
 		case <-time.After(a.dyn.LoopWaitDuration()):
 		}
 	}
@@ -287,3 +294,33 @@ func (a *Agent) duplicateName(ctx context.Context, client *dcs.Client) bool {
 	defer cancel()
 	return probe(pctx, m).Reachable
 }
+
+// apiServer builds the REST server with its access control and operator.
+func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
+	rc := a.cfg.RestAPI
+	srv := api.New(a.pub, client, a.log)
+	srv.Store = client
+	srv.Operator = operator{a}
+	tlsCfg, err := rc.ServerTLS()
+	if err != nil {
+		return nil, fmt.Errorf("restapi TLS: %w", err)
+	}
+	srv.TLS = tlsCfg
+	nets, err := rc.AllowlistNets()
+	if err != nil {
+		return nil, fmt.Errorf("restapi.allowlist: %w", err)
+	}
+	srv.Access = api.Access{Allowlist: nets, RequireClientCert: rc.VerifyClient != "" && rc.VerifyClient != config.VerifyClientNone}
+	if auth := rc.Authentication; auth != nil {
+		pw, err := auth.Password.Value()
+		if err != nil {
+			return nil, fmt.Errorf("restapi.authentication.password: %w", err)
+		}
+		srv.Access.Username, srv.Access.Password = auth.Username, pw
+	}
+	return srv, nil
+}
+
+// SetConfigPath tells the agent where its configuration file is, so that
+// a reload can reread it.
+func (a *Agent) SetConfigPath(path string) { a.configPath = path }

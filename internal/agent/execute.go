@@ -132,6 +132,17 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		a.downSince = time.Time{}
 	case ha.Promote:
 		return a.promote(ctx, o, d.Reason)
+	case ha.HandOver:
+		return a.handOver(ctx, o, act.Target, d.Reason)
+	case ha.ClearFailover:
+		f := o.Cluster.Failover
+		cctx, cancel := context.WithTimeout(ctx, rt)
+		defer cancel()
+		if _, err := a.dcs.ClearFailover(cctx, f.Revision); err != nil {
+			return err
+		}
+		a.log.Info("cleared the failover key", "action", "clear_failover", "reason", d.Reason,
+			"failover_leader", f.Leader, "failover_member", f.Member)
 	case ha.LeaderHousekeeping:
 		return a.housekeeping(ctx, o)
 	default:

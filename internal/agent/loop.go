@@ -37,6 +37,7 @@ func (a *Agent) loop(ctx context.Context) error {
 // first, so that its send time is as late as possible.
 func (a *Agent) observe(ctx context.Context) ha.Observation {
 	a.collectTask()
+	a.runScheduledRestart(ctx, time.Now())
 	obs := ha.Observation{
 		Self:   ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags},
 		Config: a.dyn,
@@ -52,6 +53,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		if view.Config != nil {
 			a.applyDynamic(*view.Config)
 		}
+		a.applyParameters(ctx)
 		obs.Config = a.dyn
 		a.confirmOwnership(ctx, view)
 		a.noteUpstream(view)
@@ -65,6 +67,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		obs.Task = a.task.name
 	}
 	obs.Now = time.Now()
+	obs.Wall = obs.Now.Round(0)
 	return obs
 }
 
@@ -165,4 +168,32 @@ func (a *Agent) noteUpstream(view *cluster.Cluster) {
 		a.upstream = up
 		a.notStreamingSince = time.Time{}
 	}
+}
+
+// applyParameters writes the PostgreSQL settings of the dynamic and the
+// local configuration (local wins) and reloads PostgreSQL when they change.
+// Settings that need a restart then show up as pending_restart.
+func (a *Agent) applyParameters(ctx context.Context) {
+	params := mergedParameters(a.dyn, a.cfg.PostgreSQL.Parameters)
+	pctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	changed, err := a.pg.SetParameters(pctx, params)
+	if err != nil {
+		a.log.Warn("applying PostgreSQL parameters", "err", err)
+		return
+	}
+	if changed {
+		a.log.Info("PostgreSQL parameters changed; configuration reloaded", "action", "reload")
+	}
+}
+
+func mergedParameters(dyn cluster.DynamicConfig, local map[string]string) map[string]string {
+	params := map[string]string{}
+	for k, v := range dyn.PostgreSQL.Parameters {
+		params[k] = v
+	}
+	for k, v := range local {
+		params[k] = v
+	}
+	return params
 }

@@ -90,6 +90,9 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.ReceiveLSN = st.ReceiveLSN
 	p.ReplayLSN = st.ReplayLSN
 	p.Streaming = st.ReplicationState == "streaming"
+	if pending, err := a.pg.PendingRestart(qctx); err == nil {
+		a.pendingRestart = pending
+	}
 	a.lastKnownPrimary = !st.InRecovery
 	p.LastKnownPrimary = a.lastKnownPrimary
 	if !st.InRecovery || p.Streaming {

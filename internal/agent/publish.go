@@ -66,6 +66,10 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 			}
 		}
 	}
+	if len(a.pendingRestart) > 0 && p.Running {
+		m.PendingRestart = true
+		m.PendingRestartReason = a.pendingRestart
+	}
 	if a.keyOnMyLease {
 		done := !a.checkpointPending
 		m.CheckpointAfterPromote = &done

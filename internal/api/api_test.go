@@ -619,7 +619,10 @@ func TestRoutingErrors(t *testing.T) {
 		{http.MethodDelete, "/replica", "GET, HEAD, OPTIONS"},
 		{http.MethodPut, "/patroni", "GET, HEAD, OPTIONS"},
 		{http.MethodPost, "/liveness", "GET, HEAD, OPTIONS"},
-		{http.MethodPatch, "/config", "GET, HEAD"},
+		{http.MethodPost, "/config", "GET, HEAD, PATCH, PUT"},
+		{http.MethodGet, "/switchover", "POST, DELETE"},
+		{http.MethodPut, "/failover", "POST"},
+		{http.MethodGet, "/reload", "POST"},
 		{http.MethodOptions, "/cluster", "GET, HEAD"},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,12 @@ func (s *Server) loadCluster(ctx context.Context) (*cluster.Cluster, error) {
 		}
 		return nil, errors.New("no DCS view available yet")
 	}
+	return s.loadFrom(ctx, s.dcs)
+}
+
+// loadFrom reads a fresh view from reader, giving up after LoadTimeout even
+// if the reader ignores its context.
+func (s *Server) loadFrom(ctx context.Context, reader ClusterReader) (*cluster.Cluster, error) {
 	timeout := s.loadTimeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -76,7 +82,7 @@ func (s *Server) loadCluster(ctx context.Context) (*cluster.Cluster, error) {
 				ch <- result{err: fmt.Errorf("DCS read panicked: %v", p)}
 			}
 		}()
-		c, err := s.dcs.Load(ctx)
+		c, err := reader.Load(ctx)
 		ch <- result{c, err}
 	}()
 	select {
@@ -136,6 +142,10 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 	if c.Config == nil {
 		writeError(w, r, http.StatusBadGateway, "no configuration in the DCS")
 		return
+	}
+	if c.ConfigRevision > 0 {
+		// For PATCH or PUT /config with If-Match.
+		w.Header().Set("ETag", configETag(c.ConfigRevision))
 	}
 	writeValue(w, r, http.StatusOK, c.Config)
 }

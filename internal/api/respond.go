@@ -16,10 +16,10 @@ func writeJSON(w http.ResponseWriter, code int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// writeValue encodes v and writes it with status code; HEAD gets the
-// status line only.
+// writeValue encodes v and writes it with status code; HEAD and OPTIONS
+// get the status line only.
 func writeValue(w http.ResponseWriter, r *http.Request, code int, v any) {
-	if r.Method != http.MethodGet {
+	if r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		w.WriteHeader(code)
 		return
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 )
 
 // kind is what an endpoint serves.
@@ -15,6 +16,11 @@ const (
 	kindCluster
 	kindHistory
 	kindConfig
+	kindSwitchover
+	kindFailover
+	kindRestart
+	kindReload
+	kindReinitialize
 )
 
 type route struct {
@@ -22,9 +28,13 @@ type route struct {
 	check check
 }
 
-const (
-	allowProbe = "GET, HEAD, OPTIONS"
-	allowRead  = "GET, HEAD"
+// Methods each kind of endpoint answers, in Allow header order.
+var (
+	methodsProbe      = []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+	methodsRead       = []string{http.MethodGet, http.MethodHead}
+	methodsConfig     = []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPut}
+	methodsPostDelete = []string{http.MethodPost, http.MethodDelete}
+	methodsPost       = []string{http.MethodPost}
 )
 
 // lookup maps a path to its endpoint.
@@ -60,37 +70,61 @@ func lookup(path string) (route, bool) {
 		return route{kind: kindHistory}, true
 	case "/config":
 		return route{kind: kindConfig}, true
+	case "/switchover":
+		return route{kind: kindSwitchover}, true
+	case "/failover":
+		return route{kind: kindFailover}, true
+	case "/restart":
+		return route{kind: kindRestart}, true
+	case "/reload":
+		return route{kind: kindReload}, true
+	case "/reinitialize":
+		return route{kind: kindReinitialize}, true
 	}
 	return route{}, false
 }
 
-// allow is the Allow header of the route's kind.
-func (rt route) allow() string {
+// methods lists the methods the route answers.
+func (rt route) methods() []string {
 	switch rt.kind {
-	case kindCluster, kindHistory, kindConfig:
-		return allowRead
+	case kindCluster, kindHistory:
+		return methodsRead
+	case kindConfig:
+		return methodsConfig
+	case kindSwitchover, kindRestart:
+		return methodsPostDelete
+	case kindFailover, kindReload, kindReinitialize:
+		return methodsPost
 	}
-	return allowProbe
+	return methodsProbe
+}
+
+// allows reports whether the route answers method.
+func (rt route) allows(method string) bool {
+	for _, m := range rt.methods() {
+		if m == method {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeHTTP routes a request. Health checks answer GET with the /patroni
-// body and HEAD or OPTIONS with the status line only.
+// body and HEAD or OPTIONS with the status line only. Every other method
+// passes the Access checks first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := lookup(r.URL.Path)
 	if !ok {
 		writeError(w, r, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 		return
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		if rt.allow() == allowProbe {
-			break
-		}
-		fallthrough
-	default:
-		w.Header().Set("Allow", rt.allow())
-		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+rt.allow())
+	if !readOnly(r.Method) && !s.authorize(w, r) {
+		return
+	}
+	if !rt.allows(r.Method) {
+		allow := strings.Join(rt.methods(), ", ")
+		w.Header().Set("Allow", allow)
+		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
 		return
 	}
 	switch rt.kind {
@@ -108,7 +142,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case kindHistory:
 		s.serveHistory(w, r)
 	case kindConfig:
-		s.serveConfig(w, r)
+		switch r.Method {
+		case http.MethodPatch:
+			s.servePatchConfig(w, r)
+		case http.MethodPut:
+			s.servePutConfig(w, r)
+		default:
+			s.serveConfig(w, r)
+		}
+	case kindSwitchover:
+		if r.Method == http.MethodDelete {
+			s.serveDeleteSwitchover(w, r)
+		} else {
+			s.serveSwitchover(w, r)
+		}
+	case kindFailover:
+		s.serveFailover(w, r)
+	case kindRestart:
+		if r.Method == http.MethodDelete {
+			s.serveCancelRestart(w, r)
+		} else {
+			s.serveRestart(w, r)
+		}
+	case kindReload:
+		s.serveReload(w, r)
+	case kindReinitialize:
+		s.serveReinitialize(w, r)
 	}
 }
 

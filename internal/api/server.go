@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,13 +17,33 @@ const DefaultLoadTimeout = 2 * time.Second
 // shutdownTimeout bounds the graceful shutdown of ListenAndServe.
 const shutdownTimeout = 2 * time.Second
 
-// Server is a member's REST API. It answers from the agent's published
-// snapshot and never waits on PostgreSQL; only /cluster, /history and
-// /config read the DCS, bounded by LoadTimeout.
+// Server is a member's REST API. Its read endpoints answer from the
+// agent's published snapshot and never wait on PostgreSQL; only /cluster,
+// /history and /config read the DCS, bounded by LoadTimeout. The mutating
+// endpoints (switchover, failover, restart, reload, reinitialize, config
+// changes) go through Store and Operator, behind Access. Set the exported
+// fields before serving.
 type Server struct {
-	// LoadTimeout bounds each fresh DCS read (DefaultLoadTimeout when
-	// zero). Set it before serving.
+	// LoadTimeout bounds each fresh DCS read and write (DefaultLoadTimeout
+	// when zero).
 	LoadTimeout time.Duration
+	// TLS, when set, makes ListenAndServe serve HTTPS with it
+	// (config.RestAPIConfig.ServerTLS).
+	TLS *tls.Config
+	// Access restricts the mutating endpoints; the zero value allows all.
+	Access Access
+	// Store is the DCS access of the switchover, failover and config
+	// endpoints; nil makes them answer 503.
+	Store ControlStore
+	// Operator carries out restart, reload and reinitialize; nil makes
+	// them answer 503.
+	Operator Operator
+	// SwitchoverTimeout bounds the wait for a switchover or failover to
+	// complete (DefaultSwitchoverTimeout when zero).
+	SwitchoverTimeout time.Duration
+
+	// pollInterval overrides defaultPollInterval in tests.
+	pollInterval time.Duration
 
 	src SnapshotSource
 	pub *Publisher // src when it is a *Publisher: enables the cached body
@@ -48,9 +69,10 @@ func New(src SnapshotSource, dcs ClusterReader, logger *slog.Logger) *Server {
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s }
 
-// ListenAndServe serves the API on addr until ctx ends, then shuts down
-// gracefully within 2 s. It returns nil after a shutdown caused by ctx and
-// an error when addr cannot be listened on or serving fails.
+// ListenAndServe serves the API on addr (over TLS when s.TLS is set) until
+// ctx ends, then shuts down gracefully within 2 s. It returns nil after a
+// shutdown caused by ctx and an error when addr cannot be listened on or
+// serving fails.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -67,10 +89,21 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.loadTimeout() + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:         s.TLS,
 	}
-	s.log.Info("REST API listening", "addr", ln.Addr().String())
+	scheme := "http"
+	if s.TLS != nil {
+		scheme = "https"
+	}
+	s.log.Info("REST API listening", "addr", ln.Addr().String(), "scheme", scheme)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.TLS != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("REST API on %s stopped: %w", ln.Addr(), err)

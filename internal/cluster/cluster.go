@@ -80,6 +80,8 @@ type Member struct {
 	CheckpointAfterPromote *bool  `json:"checkpoint_after_promote,omitempty"`
 	Pause                  bool   `json:"pause,omitempty"`
 	PendingRestart         bool   `json:"pending_restart,omitempty"`
+	// PendingRestartReason names the settings waiting for a restart.
+	PendingRestartReason map[string]ParamChange `json:"pending_restart_reason,omitempty"`
 	// Revision is the etcd mod_revision of the key; not serialised.
 	Revision int64 `json:"-"`
 }
@@ -90,6 +92,12 @@ func (m *Member) EffectiveTags() Tags {
 		return Tags{}
 	}
 	return *m.Tags
+}
+
+// ParamChange is a PostgreSQL setting whose new value waits for a restart.
+type ParamChange struct {
+	Old string `json:"old_value"`
+	New string `json:"new_value"`
 }
 
 // Leader is the leader key: the holder's name on the holder's lease.

@@ -56,6 +56,32 @@ type RestAPIConfig struct {
 	// ConnectAddress is the host:port other members and clients use to reach
 	// the API; default Listen.
 	ConnectAddress string `yaml:"connect_address"`
+	// Authentication, when set, protects the mutating endpoints (POST, PUT,
+	// PATCH, DELETE) with HTTP basic authentication. Health checks and
+	// other GETs stay open.
+	Authentication *BasicAuth `yaml:"authentication"`
+	// CertFile is a PEM server certificate (chain); setting it serves the
+	// API over HTTPS and publishes an https:// api_url. Needs KeyFile.
+	CertFile string `yaml:"certfile"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"keyfile"`
+	// CAFile is a PEM CA bundle that client certificates are verified
+	// against; needed by VerifyClient optional or required.
+	CAFile string `yaml:"cafile"`
+	// VerifyClient is none, optional (mutating requests need a client
+	// certificate) or required (every connection needs one); default none.
+	VerifyClient string `yaml:"verify_client"`
+	// Allowlist, when not empty, lists the client addresses (IPs or CIDRs)
+	// allowed to use the mutating endpoints.
+	Allowlist []string `yaml:"allowlist"`
+}
+
+// BasicAuth is a user name and password for HTTP basic authentication.
+type BasicAuth struct {
+	// Username is the user name. Required.
+	Username string `yaml:"username"`
+	// Password is the password, in any Secret form. Required.
+	Password Secret `yaml:"password"`
 }
 
 // PostgreSQLConfig is the postgresql section: the local instance.
@@ -128,7 +154,7 @@ func (c *Config) Prefix() string {
 // APIURL is the URL other members use for this member's REST API, as
 // published in the member key's api_url.
 func (c *Config) APIURL() string {
-	return "http://" + c.RestAPI.ConnectAddress + "/patroni"
+	return c.RestAPI.Scheme() + "://" + c.RestAPI.ConnectAddress + "/patroni"
 }
 
 // ConnURL is the URL other members use to reach this member's PostgreSQL,

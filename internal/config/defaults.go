@@ -24,7 +24,8 @@ func baseDefaults() Config {
 			DialTimeout: Duration(2 * time.Second),
 		},
 		RestAPI: RestAPIConfig{
-			Listen: "127.0.0.1:8008",
+			Listen:       "127.0.0.1:8008",
+			VerifyClient: VerifyClientNone,
 		},
 		PostgreSQL: PostgreSQLConfig{
 			Listen:    "127.0.0.1:5432",

@@ -78,7 +78,8 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 
 // resolvePaths makes relative file paths absolute against dir.
 func (c *Config) resolvePaths(dir string) error {
-	for _, p := range []*string{&c.PostgreSQL.DataDir, &c.Etcd.CACert, &c.Etcd.Cert, &c.Etcd.Key} {
+	for _, p := range []*string{&c.PostgreSQL.DataDir, &c.Etcd.CACert, &c.Etcd.Cert, &c.Etcd.Key,
+		&c.RestAPI.CertFile, &c.RestAPI.KeyFile, &c.RestAPI.CAFile} {
 		if *p == "" {
 			continue
 		}
@@ -120,11 +121,15 @@ type namedSecret struct {
 }
 
 func (c *Config) secrets() []namedSecret {
-	return []namedSecret{
+	out := []namedSecret{
 		{"etcd.password", &c.Etcd.Password},
 		{"postgresql.authentication.superuser.password", &c.PostgreSQL.Authentication.Superuser.Password},
 		{"postgresql.authentication.replication.password", &c.PostgreSQL.Authentication.Replication.Password},
 	}
+	if c.RestAPI.Authentication != nil {
+		out = append(out, namedSecret{"restapi.authentication.password", &c.RestAPI.Authentication.Password})
+	}
+	return out
 }
 
 // prefixEach prefixes every error joined in err (or err itself).

@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Etcd.validate()...)
 	errs = append(errs, checkAddress("restapi.listen", c.RestAPI.Listen, false)...)
 	errs = append(errs, checkAddress("restapi.connect_address", c.RestAPI.ConnectAddress, true)...)
+	errs = append(errs, c.RestAPI.validate()...)
 	errs = append(errs, c.PostgreSQL.validate()...)
 	if portsClash(c.RestAPI.Listen, c.PostgreSQL.Listen) {
 		bad("restapi.listen %q and postgresql.listen %q use the same port on the same address; give them different ports",

@@ -32,3 +32,18 @@ func (c *Client) SetConfig(ctx context.Context, cfg cluster.DynamicConfig, modRe
 	}
 	return resp.Succeeded, nil
 }
+
+// PutConfig writes the dynamic configuration unconditionally, replacing
+// whatever the config key holds (PUT /config).
+func (c *Client) PutConfig(ctx context.Context, cfg cluster.DynamicConfig) error {
+	v, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("dcs: put config: encode: %w", err)
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	if _, err := c.cli.Put(rctx, c.key(KeyConfig), string(v)); err != nil {
+		return fmt.Errorf("dcs: put config: %w", err)
+	}
+	return nil
+}

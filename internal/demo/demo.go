@@ -158,6 +158,7 @@ func writeEnv(c *localcluster.Cluster) error {
 	fmt.Fprintf(f, "# source this file: shell variables for the Regent demo cluster\n")
 	fmt.Fprintf(f, "export REGENT_ETCD=%s\nexport REGENT_SCOPE=%s\nexport REGENT_NAMESPACE=/service\n", c.Spec.Etcd[0], c.Spec.Scope)
 	fmt.Fprintf(f, "export PGPASSFILE=%s\n", filepath.Join(c.Spec.Dir, "secrets", "pgpass"))
+	fmt.Fprintf(f, "export REGENT_API_USERNAME=regent\nexport REGENT_API_PASSWORD=%s\n", c.Password("restapi"))
 	var hosts, ports string
 	for _, m := range c.Spec.Members {
 		up := "N" + m.Name[1:]

@@ -75,6 +75,12 @@ func fastDCS() *cluster.DynamicConfig {
 // startCluster starts an embedded etcd and n members as processes.
 func startCluster(t *testing.T, n int) (*localcluster.Cluster, *etcdtest.Server) {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with per-member tags (index 0 = m1).
+func startClusterWith(t *testing.T, n int, tags []map[string]any) (*localcluster.Cluster, *etcdtest.Server) {
+	t.Helper()
 	etcd := etcdtest.Start(t)
 	spec := localcluster.Spec{
 		Dir:    testDir(t),
@@ -84,9 +90,11 @@ func startCluster(t *testing.T, n int) (*localcluster.Cluster, *etcdtest.Server)
 		DCS:    fastDCS(),
 	}
 	for i := 1; i <= n; i++ {
-		spec.Members = append(spec.Members, localcluster.MemberSpec{
-			Name: fmt.Sprintf("m%d", i), PGPort: freePort(t), APIPort: freePort(t),
-		})
+		ms := localcluster.MemberSpec{Name: fmt.Sprintf("m%d", i), PGPort: freePort(t), APIPort: freePort(t)}
+		if i <= len(tags) {
+			ms.Tags = tags[i-1]
+		}
+		spec.Members = append(spec.Members, ms)
 	}
 	c, err := localcluster.New(spec)
 	if err != nil {

@@ -33,14 +33,14 @@ func TestDecideFailoverKey(t *testing.T) {
 		reason string
 	}{
 		{
-			name:   "leader hands over to the named candidate",
-			obs:    switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n3"}),
-			want:   []Kind{HandOver}, target: "n3",
+			name: "leader hands over to the named candidate",
+			obs:  switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n3"}),
+			want: []Kind{HandOver}, target: "n3",
 		},
 		{
-			name:   "leader picks the best candidate when none is named",
-			obs:    switchoverWorld("n1", &cluster.Failover{Leader: "n1"}),
-			want:   []Kind{HandOver}, target: "n2",
+			name: "leader picks the best candidate when none is named",
+			obs:  switchoverWorld("n1", &cluster.Failover{Leader: "n1"}),
+			want: []Kind{HandOver}, target: "n2",
 		},
 		{
 			name: "scheduled switchover waits for its time",
@@ -48,9 +48,9 @@ func TestDecideFailoverKey(t *testing.T) {
 			want: []Kind{LeaderHousekeeping}, reason: "scheduled",
 		},
 		{
-			name:   "scheduled switchover runs once its time has come",
-			obs:    switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n2", ScheduledAt: "2026-11-21T11:59:00Z"}),
-			want:   []Kind{HandOver}, target: "n2",
+			name: "scheduled switchover runs once its time has come",
+			obs:  switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n2", ScheduledAt: "2026-11-21T11:59:00Z"}),
+			want: []Kind{HandOver}, target: "n2",
 		},
 		{
 			name: "lagging candidate: the switchover is cancelled, leadership kept",

@@ -30,6 +30,8 @@ type MemberSpec struct {
 	Name    string
 	PGPort  int
 	APIPort int
+	// Tags are written to the member's tags section (nofailover, ...).
+	Tags map[string]any
 }
 
 // Spec describes a local cluster.
@@ -81,7 +83,7 @@ func New(spec Spec) (*Cluster, error) {
 	if err := os.MkdirAll(secrets, 0o700); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"superuser", "replication"} {
+	for _, name := range []string{"superuser", "replication", "restapi"} {
 		if err := ensureSecret(filepath.Join(secrets, name)); err != nil {
 			return nil, err
 		}
@@ -119,7 +121,8 @@ func (c *Cluster) DataDir(name string) string { return filepath.Join(c.MemberDir
 // LogPath is the member agent's log file.
 func (c *Cluster) LogPath(name string) string { return filepath.Join(c.MemberDir(name), "regent.log") }
 
-// Password returns a generated password ("superuser" or "replication").
+// Password returns a generated password ("superuser", "replication" or
+// "restapi"; the REST API user is "regent").
 func (c *Cluster) Password(role string) string {
 	b, _ := os.ReadFile(filepath.Join(c.Spec.Dir, "secrets", role))
 	return strings.TrimSpace(string(b))
@@ -149,10 +152,15 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 	}
 	secrets := filepath.Join(c.Spec.Dir, "secrets")
 	doc := map[string]any{
-		"scope":   c.Spec.Scope,
-		"name":    m.Name,
-		"etcd":    map[string]any{"endpoints": c.Spec.Etcd},
-		"restapi": map[string]any{"listen": "127.0.0.1:" + strconv.Itoa(m.APIPort)},
+		"scope": c.Spec.Scope,
+		"name":  m.Name,
+		"etcd":  map[string]any{"endpoints": c.Spec.Etcd},
+		"restapi": map[string]any{
+			"listen": "127.0.0.1:" + strconv.Itoa(m.APIPort),
+			// Mutating endpoints need these credentials; health checks
+			// stay open.
+			"authentication": map[string]any{"username": "regent", "password": map[string]string{"file": filepath.Join(secrets, "restapi")}},
+		},
 		"postgresql": map[string]any{
 			"listen":   "127.0.0.1:" + strconv.Itoa(m.PGPort),
 			"data_dir": c.DataDir(m.Name),
@@ -162,6 +170,9 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 			},
 		},
 		"log": map[string]any{"level": c.logLevel()},
+	}
+	if len(m.Tags) > 0 {
+		doc["tags"] = m.Tags
 	}
 	if c.Spec.BinDir != "" {
 		doc["postgresql"].(map[string]any)["bin_dir"] = c.Spec.BinDir
@@ -403,5 +414,22 @@ func (c *Cluster) Forget(name string) {
 	defer c.mu.Unlock()
 	if p := c.procs[name]; p != nil && p.exited() {
 		delete(c.procs, name)
+	}
+}
+
+// APIURL is the base URL of a member's REST API.
+func (c *Cluster) APIURL(name string) string {
+	m, _ := c.Member(name)
+	return "http://127.0.0.1:" + strconv.Itoa(m.APIPort)
+}
+
+// Env is the environment for running the regent CLI against this cluster,
+// as demo.env sets it.
+func (c *Cluster) Env() []string {
+	return []string{
+		"REGENT_ETCD=" + strings.Join(c.Spec.Etcd, ","),
+		"REGENT_SCOPE=" + c.Spec.Scope,
+		"REGENT_API_USERNAME=regent",
+		"REGENT_API_PASSWORD=" + c.Password("restapi"),
 	}
 }

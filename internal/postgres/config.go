@@ -96,7 +96,7 @@ func (i *Instance) primaryPassfile() string { return filepath.Join(i.runDir, pri
 // primary settings.
 func (i *Instance) renderConfig() (renderedConfig, error) {
 	i.mu.Lock()
-	primConn, primSlot := i.primConn, i.primSlot
+	primConn, primSlot, params := i.primConn, i.primSlot, i.opts.Parameters
 	i.mu.Unlock()
 
 	var b bytes.Buffer
@@ -115,17 +115,17 @@ func (i *Instance) renderConfig() (renderedConfig, error) {
 	set("wal_keep_size", "128MB")
 	set("password_encryption", "scram-sha-256")
 
-	if len(i.opts.Parameters) > 0 {
+	if len(params) > 0 {
 		b.WriteString("\n# Parameters from the Regent configuration.\n")
-		names := make([]string, 0, len(i.opts.Parameters))
-		for k := range i.opts.Parameters {
+		names := make([]string, 0, len(params))
+		for k := range params {
 			if !protectedParameters[strings.ToLower(k)] {
 				names = append(names, k)
 			}
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			set(k, i.opts.Parameters[k])
+			set(k, params[k])
 		}
 	}
 

@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/postgres"
+)
+
+// handoverWait bounds how long the old leader waits for the candidate to
+// receive its shutdown checkpoint before it gives up and starts again.
+const handoverWait = 10 * time.Second
+
+// handOver is the leader's half of a switchover. In order:
+//  1. stop PostgreSQL fast: sessions end, and the walsenders stream every
+//     record up to and including the shutdown checkpoint;
+//  2. wait until the candidate has received and flushed that checkpoint, so
+//     that it holds every acknowledged commit;
+//  3. release the leader key; the candidate, named in the failover key,
+//     takes it and promotes, and this member later follows it.
+//
+// If the candidate does not confirm in time, the key is kept, the request
+// is cleared, and the next loop restarts PostgreSQL in place.
+func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason string) error {
+	src, err := a.source(o.Cluster, target, false)
+	if err != nil {
+		return err
+	}
+	failoverRev := o.Cluster.Failover.Revision
+	a.log.Warn("switchover: stopping PostgreSQL to hand over", "action", "hand_over", "target", target, "reason", reason)
+	a.expectRunning = false
+	a.startTask(ctx, "switchover", cluster.StateStopping, func(ctx context.Context) error {
+		started := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := a.pg.Stop(sctx, postgres.StopFast, 30*time.Second); err != nil {
+			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("stopping PostgreSQL: %w", err))
+		}
+		cd, err := a.pg.ControlData(ctx)
+		if err != nil {
+			return a.abandonHandOver(ctx, failoverRev, err)
+		}
+		if err := waitReceived(ctx, src, cd.CheckpointLSN); err != nil {
+			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("%s did not confirm the shutdown checkpoint %s: %w",
+				target, cluster.FormatLSN(cd.CheckpointLSN), err))
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		if err := a.dcs.ReleaseLeader(rctx); err != nil {
+			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("releasing the leader key: %w", err))
+		}
+		a.log.Info("switchover: leader key released", "action", "release_leader", "target", target,
+			"checkpoint", cluster.FormatLSN(cd.CheckpointLSN), "stopped_for", time.Since(started).Round(time.Millisecond))
+		return nil
+	}, func(err error) {
+		if err == nil {
+			a.keyOnMyLease = false
+			a.guard.disarm()
+		}
+	})
+	return nil
+}
+
+// waitReceived polls the candidate until it has received WAL past lsn (the
+// start of the shutdown checkpoint record, so past means all of it).
+func waitReceived(ctx context.Context, src postgres.ConnInfo, lsn int64) error {
+	ctx, cancel := context.WithTimeout(ctx, handoverWait)
+	defer cancel()
+	var last error
+	for {
+		qctx, qcancel := context.WithTimeout(ctx, time.Second)
+		got, err := postgres.ReceivedLSN(qctx, src)
+		qcancel()
+		if err == nil && got > lsn {
+			return nil
+		}
+		if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("received up to %s", cluster.FormatLSN(got))
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// abandonHandOver clears the switchover request so that the leader, which
+// still holds the key, restarts in place instead of trying again.
+func (a *Agent) abandonHandOver(ctx context.Context, failoverRev int64, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := a.dcs.ClearFailover(cctx, failoverRev); err != nil {
+		cause = errors.Join(cause, fmt.Errorf("clearing the failover key: %w", err))
+	}
+	return fmt.Errorf("switchover abandoned, keeping leadership: %w", cause)
+}
