@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/config"
 	"github.com/regent-ha/regent/internal/ctl"
 	"github.com/regent-ha/regent/internal/dcs"
@@ -35,21 +36,36 @@ func (t *dcsTarget) flags(cmd *cobra.Command) {
 }
 
 func (t *dcsTarget) open(ctx context.Context) (*dcs.Client, error) {
-	cfg := config.Default()
+	cfg, _, err := t.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return openDCS(ctx, cfg)
+}
+
+// resolve returns the configuration the command works with: the member
+// configuration file given with -c (fromFile true), or the defaults with the
+// etcd endpoints, scope and namespace from the flags.
+func (t *dcsTarget) resolve() (cfg config.Config, fromFile bool, err error) {
 	if t.configPath != "" {
 		loaded, err := config.Load(t.configPath)
 		if err != nil {
-			return nil, err
+			return config.Config{}, false, err
 		}
-		cfg = *loaded
-	} else {
-		if t.endpoints == "" || t.scope == "" {
-			return nil, errors.New("no cluster given: pass -c member.yaml, or --etcd and --scope (or source demo.env, which sets REGENT_ETCD and REGENT_SCOPE)")
-		}
-		cfg.Etcd.Endpoints = strings.Split(t.endpoints, ",")
-		cfg.Scope = t.scope
-		cfg.Namespace = t.namespace
+		return *loaded, true, nil
 	}
+	if t.endpoints == "" || t.scope == "" {
+		return config.Config{}, false, errors.New("no cluster given: pass -c member.yaml, or --etcd and --scope (or source demo.env, which sets REGENT_ETCD and REGENT_SCOPE)")
+	}
+	cfg = config.Default()
+	cfg.Etcd.Endpoints = strings.Split(t.endpoints, ",")
+	cfg.Scope = t.scope
+	cfg.Namespace = t.namespace
+	return cfg, false, nil
+}
+
+// openDCS connects to the etcd of cfg.
+func openDCS(ctx context.Context, cfg config.Config) (*dcs.Client, error) {
 	tlsCfg, err := cfg.Etcd.TLSConfig()
 	if err != nil {
 		return nil, err
@@ -64,6 +80,16 @@ func (t *dcsTarget) open(ctx context.Context) (*dcs.Client, error) {
 		Prefix:         cfg.Prefix(),
 		RequestTimeout: 5 * time.Second,
 	})
+}
+
+// loadView reads one cluster view through t and closes the connection.
+func (t *dcsTarget) loadView(ctx context.Context) (*cluster.Cluster, error) {
+	client, err := t.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	return client.Load(ctx)
 }
 
 func listCmd() *cobra.Command {

@@ -24,7 +24,10 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), listCmd(), demoCmd(), versionCmd())
+	root.AddCommand(runCmd(), listCmd(), demoCmd(), versionCmd(),
+		switchoverCmd(), failoverCmd(), restartCmd(), reloadCmd(), reinitCmd(),
+		pauseCmd(true), pauseCmd(false), showConfigCmd(), editConfigCmd(),
+		historyCmd(), topologyCmd(), dsnCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "regent:", err)
 		if errors.Is(err, agent.ErrRefused) {

@@ -119,5 +119,29 @@ func writeTable(w io.Writer, c *cluster.Cluster, rows []ListRow) error {
 	if c.Config != nil && c.Config.Pause {
 		fmt.Fprintln(w, strings.ToUpper(" maintenance mode: on"))
 	}
+	if line := scheduledSwitchoverLine(c); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	return nil
+}
+
+// scheduledSwitchoverLine describes a switchover waiting in the failover
+// key for its scheduled_at time, or returns "".
+func scheduledSwitchoverLine(c *cluster.Cluster) string {
+	f := c.Failover
+	if f == nil || f.ScheduledAt == "" {
+		return ""
+	}
+	line := "Switchover scheduled at: " + f.ScheduledAt
+	from := f.Leader
+	if from == "" {
+		from = c.LeaderName()
+	}
+	if from != "" {
+		line += " from " + from
+	}
+	if f.Member != "" {
+		line += " to " + f.Member
+	}
+	return line
 }
