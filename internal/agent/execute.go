@@ -101,7 +101,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		}
 		fctx, cancel := context.WithTimeout(ctx, rt)
 		defer cancel()
-		if err := a.pg.SetPrimary(fctx, src.String(), postgres.SlotName(a.cfg.Name)); err != nil {
+		if err := a.pg.SetPrimary(fctx, src.String(), a.slotFor(o.Cluster, act.Target)); err != nil {
 			return err
 		}
 		a.following = act.Target
@@ -207,17 +207,17 @@ func (a *Agent) source(view *cluster.Cluster, name string, replication bool) (po
 		ApplicationName: a.cfg.Name}, nil
 }
 
-// startReplica starts PostgreSQL as a standby of leader ("" = none). It
+// startReplica starts PostgreSQL as a standby of upstream ("" = none). It
 // runs inside tasks and so touches no agent state.
-func (a *Agent) startReplica(ctx context.Context, view *cluster.Cluster, leader string) error {
+func (a *Agent) startReplica(ctx context.Context, view *cluster.Cluster, upstream string) error {
 	so := postgres.StartOptions{Standby: true}
-	if leader != "" {
-		src, err := a.source(view, leader, true)
+	if upstream != "" {
+		src, err := a.source(view, upstream, true)
 		if err != nil {
 			return err
 		}
 		so.PrimaryConnInfo = src.String()
-		so.SlotName = postgres.SlotName(a.cfg.Name)
+		so.SlotName = a.slotFor(view, upstream)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -302,4 +302,13 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// slotFor is the replication slot to use when streaming from upstream: the
+// leader keeps one per member; a cascading upstream replica keeps none.
+func (a *Agent) slotFor(view *cluster.Cluster, upstream string) string {
+	if view == nil || upstream != view.LeaderName() {
+		return ""
+	}
+	return postgres.SlotName(a.cfg.Name)
 }

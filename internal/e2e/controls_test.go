@@ -161,7 +161,7 @@ func otherThan(c *localcluster.Cluster, names ...string) string {
 // TestOperatorControls drives one three-member cluster (m3 tagged
 // nofailover) through the operator commands and their refusals.
 func TestOperatorControls(t *testing.T) {
-	c, _ := startClusterWith(t, 3, []map[string]any{nil, nil, {"nofailover": true}})
+	c, _ := startClusterWith(t, 3, []map[string]any{nil, nil, {"nofailover": true, "replicatefrom": "m2"}})
 	waitFor(t, c, 3*time.Minute, "a healthy cluster", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
 	leader := leaderOf(t, c)
 	if err := execOn(t, c, leader, "CREATE TABLE load (id int PRIMARY KEY)"); err != nil {
@@ -379,6 +379,64 @@ func TestOperatorControls(t *testing.T) {
 		waitFor(t, c, 2*time.Minute, "healthy after reinit", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
 	})
 
+	t.Run("scheduled restart", func(t *testing.T) {
+		before := c.PostmasterPID("m3")
+		at := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+		if out, err := cli(t, c, "restart", "m3", "--scheduled", at, "--force"); err != nil {
+			t.Fatalf("restart --scheduled: %v\n%s", err, out)
+		}
+		eventually(t, 30*time.Second, "m3 restarted on schedule", func() error {
+			if pid := c.PostmasterPID("m3"); pid == before || pid == 0 {
+				return fmt.Errorf("postmaster pid still %d", pid)
+			}
+			return nil
+		})
+		waitFor(t, c, time.Minute, "healthy after the scheduled restart", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
+	})
+
+	t.Run("cascading replica streams from its replicatefrom member", func(t *testing.T) {
+		if leader != "m1" {
+			if out, err := cli(t, c, "switchover", "--candidate", "m1", "--force"); err != nil {
+				t.Fatalf("switchover to m1: %v\n%s", err, out)
+			}
+			leader = "m1"
+			waitFor(t, c, 2*time.Minute, "healthy with leader m1", func(v *cluster.Cluster) bool {
+				return localcluster.Healthy(v, 3) && v.LeaderName() == "m1"
+			})
+		}
+		eventually(t, 60*time.Second, "m3 streaming from m2", func() error {
+			conn, err := connect(t, c, "m2")
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			var n int
+			if err := conn.QueryRow(context.Background(),
+				"SELECT count(*) FROM pg_stat_replication WHERE application_name = 'm3' AND state = 'streaming'").Scan(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				return fmt.Errorf("m3 does not stream from m2")
+			}
+			return nil
+		})
+		out, err := cli(t, c, "topology")
+		if err != nil {
+			t.Fatalf("topology: %v\n%s", err, out)
+		}
+		indent := func(name string) int {
+			for _, line := range strings.Split(out, "\n") {
+				if i := strings.Index(line, name+" "); i >= 0 {
+					return i
+				}
+			}
+			return -1
+		}
+		if !(indent("m1") < indent("m2") && indent("m2") < indent("m3")) {
+			t.Fatalf("topology does not nest m3 under m2 under m1:\n%s", out)
+		}
+	})
+
 	t.Run("history, topology and dsn", func(t *testing.T) {
 		out, err := cli(t, c, "history")
 		if err != nil || !strings.Contains(out, "switchover") {
@@ -423,10 +481,41 @@ func TestOperatorControls(t *testing.T) {
 		if out, err := cli(t, c, "resume"); err != nil {
 			t.Fatalf("resume: %v\n%s", err, out)
 		}
-		waitFor(t, c, time.Minute, "failover after resume", func(v *cluster.Cluster) bool {
+		v := waitFor(t, c, time.Minute, "failover after resume", func(v *cluster.Cluster) bool {
 			l := v.LeaderMember()
 			return l != nil && l.Name != leader && l.State == cluster.StateRunning && l.Role == cluster.RolePrimary
 		})
+		dead := leader
+		leader = v.LeaderName()
+		if err := c.Start(dead); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c, 2*time.Minute, "healthy again", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
+	})
+
+	t.Run("manual failover of a cluster without a leader", func(t *testing.T) {
+		if out, err := cli(t, c, "pause", "--wait"); err != nil {
+			t.Fatalf("pause: %v\n%s", err, out)
+		}
+		pm := c.PostmasterPID(leader)
+		if err := c.Kill(leader); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pm, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c, 30*time.Second, "the dead leader's key to expire", func(v *cluster.Cluster) bool { return v.Leader == nil })
+		candidate := otherThan(c, leader, "m3")
+		out, err := cli(t, c, "failover", "--candidate", candidate, "--force")
+		if err != nil {
+			t.Fatalf("failover: %v\n%s", err, out)
+		}
+		if got := leaderOf(t, c); got != candidate {
+			t.Fatalf("leader %s after failover to %s", got, candidate)
+		}
+		if out, err := cli(t, c, "resume", "--wait"); err != nil {
+			t.Fatalf("resume: %v\n%s", err, out)
+		}
 	})
 }
 

@@ -111,6 +111,9 @@ func decideEmpty(o Observation) Decision {
 		return decide("DCS unreachable; cannot bootstrap or clone: " + o.DCSError)
 	}
 	if c.Initialize == nil {
+		if o.Self.Tags.Priority() <= 0 {
+			return decide("cluster is not initialized; nofailover is set, so waiting for another member to bootstrap it")
+		}
 		return decide("cluster is not initialized: racing to bootstrap it", act(Bootstrap))
 	}
 	if c.Initialize.SystemID == "" {
@@ -157,7 +160,26 @@ func decideStopped(o Observation) Decision {
 	if lm != nil && lm.Timeline > 0 && o.PG.ControlTimeline > 0 && o.PG.ControlTimeline < lm.Timeline {
 		return decideRejoin(o, lm)
 	}
-	return decide("starting as a replica of "+leader, actOn(StartReplica, leader))
+	up := upstream(o)
+	return decide("starting as a replica of "+up, actOn(StartReplica, up))
+}
+
+// upstream is the member a replica streams from: the replica named by its
+// replicatefrom tag while that one streams from the leader on the
+// leader's timeline, otherwise the leader itself.
+func upstream(o Observation) string {
+	c := o.Cluster
+	leader := c.LeaderName()
+	from := o.Self.Tags.ReplicateFrom
+	if from == "" || from == o.Self.Name || from == leader {
+		return leader
+	}
+	m, lm := c.Member(from), c.LeaderMember()
+	if m == nil || lm == nil || m.State != cluster.StateRunning ||
+		m.ReplicationState != cluster.ReplicationStreaming || m.Timeline != lm.Timeline {
+		return leader
+	}
+	return from
 }
 
 // decideStoppedLeader restarts a crashed primary in place while
@@ -266,14 +288,21 @@ func decideReplica(o Observation) Decision {
 
 // decideFollow keeps a replica pointed at the leader.
 func decideFollow(o Observation, leader string) Decision {
-	if o.PG.Following != leader {
-		return decide("pointing replication at leader "+leader, actOn(Follow, leader))
+	if up := upstream(o); o.PG.Following != up {
+		if up == leader {
+			return decide("pointing replication at leader "+leader, actOn(Follow, leader))
+		}
+		return decide(fmt.Sprintf("pointing replication at %s (replicatefrom), which streams from leader %s", up, leader),
+			actOn(Follow, up))
 	}
 	lm := o.Cluster.Member(leader)
 	if lm != nil && lm.Timeline > o.PG.Timeline && !o.PG.NotStreamingSince.IsZero() &&
 		o.Now.Sub(o.PG.NotStreamingSince) >= o.Config.TTLDuration() {
 		return decide(fmt.Sprintf("not streaming for %s and behind leader's timeline %d: stopping to rejoin",
 			o.Now.Sub(o.PG.NotStreamingSince).Round(time.Second), lm.Timeline), act(StopForRejoin))
+	}
+	if o.PG.Following != leader {
+		return decide(fmt.Sprintf("following %s (replicatefrom) in a cascade from leader %s", o.PG.Following, leader))
 	}
 	return decide("following leader " + leader)
 }

@@ -373,6 +373,14 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Bootstrap},
 		},
 		{
+			name: "nofailover member does not bootstrap",
+			obs: newWorld("n1").with(func(o *Observation) {
+				*o = Observation{Now: t0, Self: Self{Name: "n1", Tags: cluster.Tags{NoFailover: true}}, Cluster: &cluster.Cluster{},
+					Config: o.Config, PG: Postgres{DataDir: DataDirEmpty}}
+			}),
+			want: []Kind{Wait}, reason: "nofailover",
+		},
+		{
 			name: "empty member waits while another bootstraps",
 			obs: newWorld("n2").with(func(o *Observation) {
 				o.Cluster.Initialize = &cluster.Initialize{}
@@ -407,6 +415,39 @@ func TestDecide(t *testing.T) {
 			want: []Kind{StopForRejoin},
 		},
 	}
+	tests = append(tests, []struct {
+		name   string
+		obs    Observation
+		want   []Kind
+		reason string
+	}{
+		{
+			name: "replicatefrom: follow the named streaming replica",
+			obs: newWorld("n3").with(func(o *Observation) {
+				o.Self.Tags.ReplicateFrom = "n2"
+				o.Cluster.Members["n2"] = &cluster.Member{Name: "n2", State: "running", ReplicationState: "streaming", Timeline: 1}
+			}),
+			want: []Kind{Follow}, reason: "replicatefrom",
+		},
+		{
+			name: "replicatefrom: stay on the upstream replica",
+			obs: newWorld("n3").with(func(o *Observation) {
+				o.Self.Tags.ReplicateFrom = "n2"
+				o.PG.Following = "n2"
+				o.Cluster.Members["n2"] = &cluster.Member{Name: "n2", State: "running", ReplicationState: "streaming", Timeline: 1}
+			}),
+			want: []Kind{Wait}, reason: "cascade",
+		},
+		{
+			name: "replicatefrom: fall back to the leader when the upstream does not stream",
+			obs: newWorld("n3").with(func(o *Observation) {
+				o.Self.Tags.ReplicateFrom = "n2"
+				o.PG.Following = "n2"
+				o.Cluster.Members["n2"] = &cluster.Member{Name: "n2", State: "stopped", Timeline: 1}
+			}),
+			want: []Kind{Follow}, reason: "leader n1",
+		},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := Decide(tt.obs)
