@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -98,8 +99,13 @@ func writeTable(w io.Writer, c *cluster.Cluster, rows []ListRow) error {
 		fmt.Fprintf(w, " (%s)", c.Initialize.SystemID)
 	}
 	fmt.Fprintln(w, " +")
+	pending := slices.ContainsFunc(rows, func(r ListRow) bool { return r.Pending })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Member\tHost\tRole\tState\tTL\tLag in MB\tLSN")
+	header := "Member\tHost\tRole\tState\tTL\tLag in MB\tLSN"
+	if pending {
+		header += "\tPending restart"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		tl, lag := "", ""
 		if r.Timeline != nil {
@@ -108,7 +114,13 @@ func writeTable(w io.Writer, c *cluster.Cluster, rows []ListRow) error {
 		if r.LagMB != nil {
 			lag = fmt.Sprint(*r.LagMB)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Member, r.Host, r.Role, r.State, tl, lag, r.LSN)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Member, r.Host, r.Role, r.State, tl, lag, r.LSN)
+		if pending && r.Pending {
+			line += "\t*"
+		} else if pending {
+			line += "\t"
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -65,7 +65,14 @@ func SelectMembers(c *cluster.Cluster, names []string, role string) ([]*cluster.
 	}
 	var out []*cluster.Member
 	if len(names) == 0 {
-		for _, m := range c.SortedMembers() {
+		// Replicas first, the leader last: settings such as
+		// max_connections must not be lower on a hot standby than on its
+		// primary, so the primary takes a raised value last.
+		members := c.SortedMembers()
+		slices.SortStableFunc(members, func(a, b *cluster.Member) int {
+			return boolRank(a.Name == c.LeaderName()) - boolRank(b.Name == c.LeaderName())
+		})
+		for _, m := range members {
 			if roleMatches(c, m, role) {
 				out = append(out, m)
 			}
@@ -412,4 +419,11 @@ func waitTimeoutError(ctx context.Context, err error, what string, limit time.Du
 		return fmt.Errorf("gave up waiting for %s after %v; still waiting for: %s (check with regent list)", what, limit, pending)
 	}
 	return err
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -264,7 +264,7 @@ func TestSelectMembers(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"any", nil, "n1, n2, n3, n4, n5", ""},
+		{"any", nil, "n2, n3, n4, n5, n1", ""}, // replicas first, the leader last,
 		{"primary", nil, "n1", ""},
 		{"replica", nil, "n2, n3, n4, n5", ""},
 		{"any", []string{"n3", "n1", "n3"}, "n3, n1", ""},
