@@ -66,8 +66,9 @@ type Agent struct {
 	// task.
 	checkpointPending bool
 
-	task  *task
-	guard *leaseGuard
+	task    *task
+	guard   *leaseGuard
+	suspend suspendDetector
 
 	// requests carries operator actions from REST handlers to the loop.
 	requests         chan *request

@@ -36,6 +36,7 @@ func (a *Agent) loop(ctx context.Context) error {
 // observe gathers the observation for the core. The lease renewal is sent
 // first, so that its send time is as late as possible.
 func (a *Agent) observe(ctx context.Context) ha.Observation {
+	a.checkSuspend()
 	a.collectTask()
 	a.runScheduledRestart(ctx, time.Now())
 	obs := ha.Observation{
@@ -196,4 +197,27 @@ func mergedParameters(dyn cluster.DynamicConfig, local map[string]string) map[st
 		params[k] = v
 	}
 	return params
+}
+
+// checkSuspend treats a suspend or freeze the monotonic clock did not see
+// as a lost lease, before anything else happens in this loop: a leader is
+// fenced at once and must win the key again like any other member.
+func (a *Agent) checkSuspend() {
+	boot, ok := bootTime()
+	if !ok {
+		return
+	}
+	gap := a.suspend.check(time.Now(), boot)
+	margin := time.Duration(a.dyn.SafetyMargin * float64(time.Second))
+	if gap <= margin {
+		return
+	}
+	a.log.Error("clock gap detected: the host was suspended or the agent frozen; treating the lease as lost",
+		"gap", gap.Round(time.Millisecond), "safety_margin", margin)
+	if a.keyOnMyLease || a.lastKnownPrimary {
+		a.fenceNow("suspend gap of "+gap.Round(time.Millisecond).String()+" exceeds safety_margin", a.dyn.FenceTimeoutDuration())
+	}
+	a.keyOnMyLease = false
+	a.lease.ConfirmedSentAt = time.Time{}
+	a.guard.disarm()
 }
