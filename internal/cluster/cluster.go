@@ -140,6 +140,30 @@ type Failover struct {
 	Revision    int64  `json:"-"`
 }
 
+// SyncState is the sync key: the members the leader has made synchronous.
+// A member is listed only after PostgreSQL waits for it
+// (synchronous_standby_names), and is removed from the key before it is
+// removed from synchronous_standby_names, so every listed member holds every
+// commit acknowledged since it was listed.
+type SyncState struct {
+	Leader   string
+	Members  []string
+	Revision int64
+}
+
+// Has reports whether name is a listed synchronous standby.
+func (s *SyncState) Has(name string) bool {
+	if s == nil {
+		return false
+	}
+	for _, m := range s.Members {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Cluster is one consistent view of the DCS, read at Revision.
 type Cluster struct {
 	Scope          string
@@ -151,6 +175,7 @@ type Cluster struct {
 	Status         Status
 	History        []HistoryEntry
 	Failover       *Failover
+	Sync           *SyncState
 	Revision       int64
 }
 

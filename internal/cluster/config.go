@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // DynamicConfig is the cluster-wide configuration kept in the config key.
@@ -34,6 +37,16 @@ type DynamicConfig struct {
 	// PeerTimeout bounds each REST probe of a peer during a leader race,
 	// seconds.
 	PeerTimeout float64 `json:"peer_timeout" yaml:"peer_timeout"`
+	// SynchronousMode is "off", "on" (Patroni's synchronous_mode: true) or
+	// "quorum". With "on", the leader keeps synchronous_node_count
+	// streaming replicas in synchronous_standby_names and only those may be
+	// promoted automatically.
+	SynchronousMode SyncMode `json:"synchronous_mode" yaml:"synchronous_mode"`
+	// SynchronousModeStrict keeps commits waiting when no synchronous
+	// standby is available instead of falling back to asynchronous.
+	SynchronousModeStrict bool `json:"synchronous_mode_strict" yaml:"synchronous_mode_strict"`
+	// SynchronousNodeCount is how many synchronous standbys to keep.
+	SynchronousNodeCount int `json:"synchronous_node_count" yaml:"synchronous_node_count"`
 	// Pause is maintenance mode: no automatic actions.
 	Pause bool `json:"pause,omitempty" yaml:"pause"`
 	// PostgreSQL holds cluster-wide PostgreSQL settings.
@@ -69,6 +82,8 @@ func DefaultDynamicConfig() DynamicConfig {
 		SafetyMargin:         0.5,
 		ClockDrift:           0.01,
 		PeerTimeout:          1,
+		SynchronousMode:      SyncOff,
+		SynchronousNodeCount: 1,
 		PostgreSQL: PostgreSQLConfig{
 			UsePgRewind: true,
 		},
@@ -143,6 +158,16 @@ func (c DynamicConfig) Validate() error {
 	if c.PeerTimeout <= 0 {
 		bad("peer_timeout must be positive, got %g", c.PeerTimeout)
 	}
+	switch c.SynchronousMode {
+	case SyncOff, SyncOn:
+	case SyncQuorum:
+		bad("synchronous_mode quorum is not supported yet: use on (FIRST n) or off")
+	default:
+		bad("synchronous_mode must be off, on or quorum, got %q", c.SynchronousMode)
+	}
+	if c.SynchronousNodeCount < 1 {
+		bad("synchronous_node_count must be at least 1, got %d", c.SynchronousNodeCount)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -158,3 +183,47 @@ func (c DynamicConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SyncMode is the synchronous replication mode.
+type SyncMode string
+
+// Synchronous replication modes.
+const (
+	SyncOff    SyncMode = "off"
+	SyncOn     SyncMode = "on"
+	SyncQuorum SyncMode = "quorum"
+)
+
+// UnmarshalJSON accepts Patroni's booleans (true = on) as well as names.
+func (m *SyncMode) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*m = SyncOn
+		return nil
+	case "false", "null":
+		*m = SyncOff
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("synchronous_mode must be off, on, quorum or a boolean: %w", err)
+	}
+	*m = SyncMode(s)
+	return nil
+}
+
+// UnmarshalYAML accepts booleans as well as names.
+func (m *SyncMode) UnmarshalYAML(value *yaml.Node) error {
+	switch value.Value {
+	case "true", "True", "yes", "on":
+		*m = SyncOn
+	case "false", "False", "no", "off", "":
+		*m = SyncOff
+	default:
+		*m = SyncMode(value.Value)
+	}
+	return nil
+}
+
+// Enabled reports whether synchronous replication is on.
+func (m SyncMode) Enabled() bool { return m == SyncOn || m == SyncQuorum }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,4 +67,42 @@ func ParseLSN(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid LSN %q: %w", s, err)
 	}
 	return int64(h<<32 | l), nil
+}
+
+// syncJSON is the sync key's JSON form, as Patroni writes it:
+// {"leader":"n1","sync_standby":"n2,n3","quorum":0}.
+type syncJSON struct {
+	Leader      string  `json:"leader"`
+	SyncStandby *string `json:"sync_standby"`
+	Quorum      int     `json:"quorum,omitempty"`
+}
+
+// MarshalJSON encodes the sync key with sorted, comma-joined members.
+func (s SyncState) MarshalJSON() ([]byte, error) {
+	v := syncJSON{Leader: s.Leader}
+	if len(s.Members) > 0 {
+		members := append([]string(nil), s.Members...)
+		sort.Strings(members)
+		joined := strings.Join(members, ",")
+		v.SyncStandby = &joined
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON decodes the sync key.
+func (s *SyncState) UnmarshalJSON(b []byte) error {
+	var v syncJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	s.Leader = v.Leader
+	s.Members = nil
+	if v.SyncStandby != nil {
+		for _, m := range strings.Split(*v.SyncStandby, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				s.Members = append(s.Members, m)
+			}
+		}
+	}
+	return nil
 }

@@ -72,6 +72,14 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 				continue
 			}
 			c.History = h
+		case rel == KeySync:
+			var st cluster.SyncState
+			if err := json.Unmarshal(kv.Value, &st); err != nil {
+				log.Warn("ignoring undecodable sync key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			st.Revision = kv.ModRevision
+			c.Sync = &st
 		case rel == KeyFailover:
 			f, err := decodeFailover(kv.Value)
 			if err != nil {

@@ -23,6 +23,8 @@ const (
 	KeyHistory = "history"
 	// KeyFailover holds a requested switchover or failover as JSON.
 	KeyFailover = "failover"
+	// KeySync holds the synchronous standbys the leader has published.
+	KeySync = "sync"
 	// keyLegacyOptime is the optime key of Patroni < 2.1.
 	keyLegacyOptime = "optime/leader"
 )

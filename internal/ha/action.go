@@ -57,6 +57,12 @@ const (
 	// ClearFailover deletes the failover key: the request is done, or
 	// cannot be carried out (the reason says why).
 	ClearFailover
+	// SetSyncStandbys sets synchronous_standby_names to exactly Names
+	// (FIRST len(Names); ["*"] = any standby; empty = asynchronous).
+	SetSyncStandbys
+	// PublishSync writes the sync key with Names as the synchronous
+	// standbys of this leader (nil Names and synchronous mode off: delete).
+	PublishSync
 )
 
 var kindNames = [...]string{
@@ -67,6 +73,7 @@ var kindNames = [...]string{
 	AcquireLeader: "acquire_leader", ReleaseLeader: "release_leader",
 	Promote: "promote", LeaderHousekeeping: "leader_housekeeping",
 	HandOver: "hand_over", ClearFailover: "clear_failover",
+	SetSyncStandbys: "set_sync_standbys", PublishSync: "publish_sync",
 }
 
 func (k Kind) String() string {
@@ -81,9 +88,15 @@ type Action struct {
 	Kind Kind
 	// Target is the member to follow, clone or rewind from.
 	Target string
+	// Names are the synchronous standbys of SetSyncStandbys and
+	// PublishSync.
+	Names []string
 }
 
 func (a Action) String() string {
+	if a.Kind == SetSyncStandbys || a.Kind == PublishSync {
+		return a.Kind.String() + "[" + strings.Join(a.Names, ",") + "]"
+	}
 	if a.Target == "" {
 		return a.Kind.String()
 	}

@@ -239,6 +239,9 @@ func decidePrimary(o Observation) Decision {
 		if d, ok := decideFailoverKeyAsLeader(o); ok {
 			return d
 		}
+		if d, ok := decideSync(o); ok {
+			return d
+		}
 		if o.PG.CheckpointPending {
 			return decide("holding the leader key; post-promote checkpoint in progress", act(LeaderHousekeeping))
 		}
@@ -329,6 +332,8 @@ func decideRace(o Observation) Decision {
 			return decide(fmt.Sprintf("no leader key, but %s still runs as primary; not racing", p.Name))
 		case p.Priority <= 0:
 			continue
+		case o.Config.SynchronousMode.Enabled() && !o.Cluster.Sync.Has(p.Name):
+			continue // cannot be promoted, so it does not block the race
 		case p.LSN > mine:
 			return decide(fmt.Sprintf("%s has more WAL (%s > %s); not racing",
 				p.Name, cluster.FormatLSN(p.LSN), cluster.FormatLSN(mine)))
@@ -354,6 +359,9 @@ func ineligible(o Observation) string {
 	}
 	if last := c.LastTimeline(); last > 0 && o.PG.Timeline <= last {
 		return fmt.Sprintf("on timeline %d but the history has timeline %d", o.PG.Timeline, last+1)
+	}
+	if o.Config.SynchronousMode.Enabled() && !c.Sync.Has(o.Self.Name) {
+		return "synchronous mode is on and this member is not a published synchronous standby, so it may miss acknowledged commits"
 	}
 	if opt := c.Status.Optime; opt > 0 {
 		if lag := opt - o.PG.LSN(); lag > o.Config.MaximumLagOnFailover {

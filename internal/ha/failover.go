@@ -60,6 +60,8 @@ func candidateProblem(o Observation, m *cluster.Member) string {
 		return fmt.Sprintf("it is not a streaming replica (state %q, replication %q)", m.State, m.ReplicationState)
 	case m.XLogLocation == nil:
 		return "its WAL position is unknown"
+	case o.Config.SynchronousMode.Enabled() && !o.Cluster.Sync.Has(m.Name):
+		return "synchronous mode is on and it is not a synchronous standby"
 	}
 	if lag := o.PG.WriteLSN - *m.XLogLocation; lag > o.Config.MaximumLagOnFailover {
 		return fmt.Sprintf("it lags %d bytes behind (maximum_lag_on_failover %d)", lag, o.Config.MaximumLagOnFailover)

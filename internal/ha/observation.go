@@ -112,6 +112,12 @@ type Postgres struct {
 	// CheckpointPending is true after a promotion until the post-promote
 	// CHECKPOINT completed.
 	CheckpointPending bool
+	// SyncStandbyNames are the members named in the primary's
+	// synchronous_standby_names ("*" = any standby, nil = none).
+	SyncStandbyNames []string
+	// SyncReported are the standbys pg_stat_replication reports with
+	// sync_state "sync": PostgreSQL waits for them on every commit.
+	SyncReported []string
 }
 
 // LSN returns the WAL position that counts for comparisons: the write

@@ -1,0 +1,46 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// SetSync writes the sync key if its mod revision is still modRevision (0:
+// only if it does not exist). It reports false when someone else changed it.
+func (c *Client) SetSync(ctx context.Context, st cluster.SyncState, modRevision int64) (bool, error) {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return false, err
+	}
+	key := c.key(KeySync)
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", modRevision)
+	if modRevision == 0 {
+		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	}
+	resp, err := c.cli.Txn(rctx).If(cmp).Then(clientv3.OpPut(key, string(v))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("dcs: set sync: %w", err)
+	}
+	return resp.Succeeded, nil
+}
+
+// DeleteSync removes the sync key (synchronous mode turned off) if it is
+// still at modRevision.
+func (c *Client) DeleteSync(ctx context.Context, modRevision int64) (bool, error) {
+	key := c.key(KeySync)
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", modRevision)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return false, fmt.Errorf("dcs: delete sync: %w", err)
+	}
+	return resp.Succeeded, nil
+}

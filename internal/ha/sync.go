@@ -1,0 +1,135 @@
+package ha
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// decideSync keeps the synchronous standbys of a leader in synchronous
+// mode, one step per loop, in an order that keeps the sync key truthful:
+//
+//  1. a member leaves the sync key before it leaves
+//     synchronous_standby_names, so a published member has every commit
+//     acknowledged while it was published;
+//  2. synchronous_standby_names names exactly the chosen members
+//     (FIRST n with n = their number), so PostgreSQL never falls back to a
+//     standby that is not published;
+//  3. a member enters the sync key only after PostgreSQL reports it as
+//     synchronous.
+//
+// ok is false when nothing needs to change.
+func decideSync(o Observation) (Decision, bool) {
+	if o.Cluster == nil {
+		return Decision{}, false // nothing changes without the DCS
+	}
+	self := o.Self.Name
+	sync := o.Cluster.Sync
+	if !o.Config.SynchronousMode.Enabled() {
+		switch {
+		case sync != nil:
+			return decide("synchronous mode is off: removing the sync key first", act(PublishSync), act(LeaderHousekeeping)), true
+		case len(o.PG.SyncStandbyNames) > 0:
+			return decide("synchronous mode is off: clearing synchronous_standby_names",
+				Action{Kind: SetSyncStandbys}, act(LeaderHousekeeping)), true
+		}
+		return Decision{}, false
+	}
+	var published []string
+	if sync != nil && sync.Leader == self {
+		published = sync.Members
+	}
+	desired := chooseSync(o, published)
+
+	// 1. Unpublish members that are no longer wanted, and claim the key
+	// after a promotion (it still names the old leader).
+	keep := intersect(published, desired)
+	if sync == nil || sync.Leader != self || len(keep) < len(published) {
+		return decide(fmt.Sprintf("publishing synchronous standbys [%s] (dropping [%s]) before changing synchronous_standby_names",
+			strings.Join(keep, ","), strings.Join(minus(published, keep), ",")),
+			Action{Kind: PublishSync, Names: keep}, act(LeaderHousekeeping)), true
+	}
+	// 2. Make PostgreSQL wait for exactly the desired members.
+	want := desired
+	if len(want) == 0 && o.Config.SynchronousModeStrict {
+		want = []string{"*"}
+	}
+	if !sameSet(o.PG.SyncStandbyNames, want) {
+		reason := fmt.Sprintf("setting synchronous_standby_names to [%s]", strings.Join(want, ","))
+		if len(desired) == 0 {
+			if o.Config.SynchronousModeStrict {
+				reason = "no streaming replica can be synchronous: strict mode keeps commits waiting for any standby"
+			} else {
+				reason = "no streaming replica can be synchronous: commits continue asynchronously and no member may be promoted automatically"
+			}
+		}
+		return decide(reason, Action{Kind: SetSyncStandbys, Names: want}, act(LeaderHousekeeping)), true
+	}
+	// 3. Publish the members PostgreSQL now waits for.
+	confirmed := intersect(desired, o.PG.SyncReported)
+	if add := minus(confirmed, published); len(add) > 0 {
+		names := append(slices.Clone(published), add...)
+		sort.Strings(names)
+		return decide(fmt.Sprintf("PostgreSQL now waits for [%s]: publishing them as synchronous standbys", strings.Join(add, ",")),
+			Action{Kind: PublishSync, Names: names}, act(LeaderHousekeeping)), true
+	}
+	return Decision{}, false
+}
+
+// chooseSync picks up to synchronous_node_count synchronous standbys:
+// streaming replicas of this leader without nosync, keeping the current
+// ones while they qualify, then the least lagging.
+func chooseSync(o Observation, current []string) []string {
+	var candidates []*cluster.Member
+	for _, m := range o.Cluster.SortedMembers() {
+		if m.Name == o.Self.Name || m.EffectiveTags().NoSync || m.EffectiveTags().ReplicateFrom != "" ||
+			m.State != cluster.StateRunning || m.ReplicationState != cluster.ReplicationStreaming ||
+			m.XLogLocation == nil || m.Timeline != o.PG.Timeline {
+			continue
+		}
+		candidates = append(candidates, m)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		ci, cj := slices.Contains(current, candidates[i].Name), slices.Contains(current, candidates[j].Name)
+		if ci != cj {
+			return ci
+		}
+		return *candidates[i].XLogLocation > *candidates[j].XLogLocation
+	})
+	var out []string
+	for _, m := range candidates {
+		if len(out) == o.Config.SynchronousNodeCount {
+			break
+		}
+		out = append(out, m.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	return len(minus(a, b)) == 0 && len(minus(b, a)) == 0
+}

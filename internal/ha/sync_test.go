@@ -1,0 +1,207 @@
+package ha
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// syncWorld is leader n1 in synchronous mode with streaming replicas n2
+// (more WAL) and n3.
+func syncWorld(self string, f func(o *Observation)) Observation {
+	o := switchoverWorld(self, nil)
+	o.Config.SynchronousMode = cluster.SyncOn
+	o.Cluster.Members["n2"].XLogLocation = lsn(1000)
+	o.Cluster.Members["n3"].XLogLocation = lsn(990)
+	if f != nil {
+		f(&o)
+	}
+	return o
+}
+
+func TestDecideSync(t *testing.T) {
+	tests := []struct {
+		name   string
+		obs    Observation
+		want   Kind
+		names  []string
+		reason string
+	}{
+		{
+			name: "a new leader claims the sync key first, empty",
+			obs:  syncWorld("n1", nil),
+			want: PublishSync, names: nil,
+		},
+		{
+			name: "then PostgreSQL is told to wait for the least lagging replica",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+			}),
+			want: SetSyncStandbys, names: []string{"n2"},
+		},
+		{
+			name: "published only once PostgreSQL reports it synchronous",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.PG.SyncReported = []string{"n2"}
+			}),
+			want: PublishSync, names: []string{"n2"},
+		},
+		{
+			name: "not published while PostgreSQL does not report it",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "steady state",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.PG.SyncReported = []string{"n2"}
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "a synchronous standby that stops streaming leaves the key before synchronous_standby_names",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.Cluster.Members["n2"].ReplicationState = cluster.ReplicationArchive
+			}),
+			want: PublishSync, names: nil, reason: "dropping [n2]",
+		},
+		{
+			name: "after unpublishing, synchronous_standby_names moves to the other replica",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.Cluster.Members["n2"].ReplicationState = cluster.ReplicationArchive
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "a current synchronous standby is kept even if another has more WAL",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n3"}}
+				o.PG.SyncStandbyNames = []string{"n3"}
+				o.PG.SyncReported = []string{"n3"}
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "nosync replicas are never chosen",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{NoSync: true}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "strict mode with no candidate waits for any standby",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Config.SynchronousModeStrict = true
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				delete(o.Cluster.Members, "n2")
+				delete(o.Cluster.Members, "n3")
+			}),
+			want: SetSyncStandbys, names: []string{"*"}, reason: "strict",
+		},
+		{
+			name: "non-strict with no candidate runs asynchronously",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				delete(o.Cluster.Members, "n2")
+				delete(o.Cluster.Members, "n3")
+			}),
+			want: SetSyncStandbys, names: nil, reason: "asynchronously",
+		},
+		{
+			name: "two synchronous standbys when synchronous_node_count is 2",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Config.SynchronousNodeCount = 2
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+			}),
+			want: SetSyncStandbys, names: []string{"n2", "n3"},
+		},
+		{
+			name: "synchronous mode turned off: the key goes first",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Config.SynchronousMode = cluster.SyncOff
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+				o.PG.SyncStandbyNames = []string{"n2"}
+			}),
+			want: PublishSync, names: nil,
+		},
+		{
+			name: "synchronous mode off: then synchronous_standby_names is cleared",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Config.SynchronousMode = cluster.SyncOff
+				o.PG.SyncStandbyNames = []string{"n2"}
+			}),
+			want: SetSyncStandbys, names: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(tt.obs)
+			if !d.Is(tt.want) {
+				t.Fatalf("Decide() = %s (%s), want %v first", d.Summary(), d.Reason, tt.want)
+			}
+			if tt.want != LeaderHousekeeping && !slices.Equal(d.Actions[0].Names, tt.names) {
+				t.Fatalf("names %v, want %v (%s)", d.Actions[0].Names, tt.names, d.Reason)
+			}
+			if tt.reason != "" && !strings.Contains(d.Reason, tt.reason) {
+				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestSyncModePromotion(t *testing.T) {
+	leaderless := func(self string, sync []string) Observation {
+		o := syncWorld(self, nil)
+		noLeader(&o)
+		o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: sync}
+		o.PeersProbed = true
+		o.Peers = []Peer{
+			{Name: "n2", Reachable: true, Role: "replica", State: "running", LSN: 1000, Priority: 1},
+			{Name: "n3", Reachable: true, Role: "replica", State: "running", LSN: 1000, Priority: 1},
+		}
+		return o
+	}
+	if d := Decide(leaderless("n3", []string{"n2"})); !d.Is(Wait) || !strings.Contains(d.Reason, "not a published synchronous standby") {
+		t.Fatalf("asynchronous replica in sync mode: %s (%s), want a refusal", d.Summary(), d.Reason)
+	}
+	if d := Decide(leaderless("n2", []string{"n2"})); !d.Is(AcquireLeader) {
+		t.Fatalf("synchronous standby: %s (%s), want it to race", d.Summary(), d.Reason)
+	}
+	// An asynchronous peer with more WAL must not block the synchronous one.
+	o := leaderless("n2", []string{"n2"})
+	o.Peers[1].LSN = 2000
+	if d := Decide(o); !d.Is(AcquireLeader) {
+		t.Fatalf("synchronous standby blocked by an asynchronous peer: %s (%s)", d.Summary(), d.Reason)
+	}
+	// No synchronous standby published: nobody is promoted automatically.
+	for _, self := range []string{"n2", "n3"} {
+		if d := Decide(leaderless(self, nil)); !d.Is(Wait) {
+			t.Fatalf("%s promoted with an empty sync set: %s (%s)", self, d.Summary(), d.Reason)
+		}
+	}
+	// A switchover to an asynchronous replica is refused in sync mode.
+	sw := syncWorld("n1", func(o *Observation) {
+		o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+		o.PG.SyncStandbyNames = []string{"n2"}
+		o.PG.SyncReported = []string{"n2"}
+		o.Cluster.Failover = &cluster.Failover{Leader: "n1", Member: "n3"}
+	})
+	if d := Decide(sw); !d.Is(ClearFailover) || !strings.Contains(d.Reason, "not a synchronous standby") {
+		t.Fatalf("switchover to an asynchronous replica: %s (%s)", d.Summary(), d.Reason)
+	}
+}
