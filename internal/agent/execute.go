@@ -132,6 +132,15 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		a.downSince = time.Time{}
 	case ha.Promote:
 		return a.promote(ctx, o, d.Reason)
+	case ha.SetSyncStandbys:
+		sctx, cancel := context.WithTimeout(ctx, rt)
+		defer cancel()
+		if err := a.pg.SetSyncStandbys(sctx, act.Names); err != nil {
+			return err
+		}
+		a.log.Info("synchronous_standby_names changed", "action", "set_sync_standbys", "standbys", act.Names, "reason", d.Reason)
+	case ha.PublishSync:
+		return a.publishSync(ctx, o, act.Names, d.Reason)
 	case ha.HandOver:
 		return a.handOver(ctx, o, act.Target, d.Reason)
 	case ha.ClearFailover:
@@ -311,4 +320,33 @@ func (a *Agent) slotFor(view *cluster.Cluster, upstream string) string {
 		return ""
 	}
 	return postgres.SlotName(a.cfg.Name)
+}
+
+// publishSync writes (or, with synchronous mode off, deletes) the sync key,
+// guarded by the revision this loop read.
+func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []string, reason string) error {
+	sctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	var rev int64
+	if o.Cluster.Sync != nil {
+		rev = o.Cluster.Sync.Revision
+	}
+	var ok bool
+	var err error
+	if !a.dyn.SynchronousMode.Enabled() {
+		if rev == 0 {
+			return nil
+		}
+		ok, err = a.dcs.DeleteSync(sctx, rev)
+	} else {
+		ok, err = a.dcs.SetSync(sctx, cluster.SyncState{Leader: a.cfg.Name, Members: names}, rev)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("sync key changed concurrently; retrying next loop")
+	}
+	a.log.Info("sync key updated", "action", "publish_sync", "standbys", names, "reason", reason)
+	return nil
 }

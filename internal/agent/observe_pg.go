@@ -90,6 +90,12 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.ReceiveLSN = st.ReceiveLSN
 	p.ReplayLSN = st.ReplayLSN
 	p.Streaming = st.ReplicationState == "streaming"
+	p.SyncStandbyNames = postgres.ParseSyncStandbyNames(st.SyncStandbyNames)
+	for _, r := range st.Replication {
+		if r.SyncState == "sync" {
+			p.SyncReported = append(p.SyncReported, r.ApplicationName)
+		}
+	}
 	if pending, err := a.pg.PendingRestart(qctx); err == nil {
 		a.pendingRestart = pending
 	}

@@ -81,13 +81,19 @@ func startCluster(t *testing.T, n int) (*localcluster.Cluster, *etcdtest.Server)
 // startClusterWith is startCluster with per-member tags (index 0 = m1).
 func startClusterWith(t *testing.T, n int, tags []map[string]any) (*localcluster.Cluster, *etcdtest.Server) {
 	t.Helper()
+	return startClusterDCS(t, n, tags, fastDCS())
+}
+
+// startClusterDCS also sets the bootstrap dynamic configuration.
+func startClusterDCS(t *testing.T, n int, tags []map[string]any, dyn *cluster.DynamicConfig) (*localcluster.Cluster, *etcdtest.Server) {
+	t.Helper()
 	etcd := etcdtest.Start(t)
 	spec := localcluster.Spec{
 		Dir:    testDir(t),
 		Binary: binary,
 		Scope:  "e2e",
 		Etcd:   etcd.Endpoints(),
-		DCS:    fastDCS(),
+		DCS:    dyn,
 	}
 	for i := 1; i <= n; i++ {
 		ms := localcluster.MemberSpec{Name: fmt.Sprintf("m%d", i), PGPort: freePort(t), APIPort: freePort(t)}

@@ -195,5 +195,15 @@ func candidateProblem(c *cluster.Cluster, m *cluster.Member) string {
 	if lag, limit := optime(c)-*m.XLogLocation, maxLag(c); lag > limit {
 		return fmt.Sprintf("candidate %q lags %d bytes behind (maximum_lag_on_failover %d)", m.Name, lag, limit)
 	}
+	if c.Config != nil && c.Config.SynchronousMode.Enabled() && !c.Sync.Has(m.Name) {
+		return fmt.Sprintf("candidate %q is not a synchronous standby (synchronous mode is on; sync set: %v)", m.Name, syncMembers(c))
+	}
 	return ""
+}
+
+func syncMembers(c *cluster.Cluster) []string {
+	if c.Sync == nil {
+		return nil
+	}
+	return c.Sync.Members
 }

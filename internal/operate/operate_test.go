@@ -256,3 +256,26 @@ func TestPendingRestartParams(t *testing.T) {
 		})
 	}
 }
+
+func TestSwitchoverToAsynchronousReplicaInSyncMode(t *testing.T) {
+	c := &cluster.Cluster{
+		Leader: &cluster.Leader{Name: "a"},
+		Config: &cluster.DynamicConfig{SynchronousMode: cluster.SyncOn, MaximumLagOnFailover: 1 << 20},
+		Sync:   &cluster.SyncState{Leader: "a", Members: []string{"b"}},
+		Members: map[string]*cluster.Member{
+			"a": {Name: "a", Role: cluster.RolePrimary, State: cluster.StateRunning, XLogLocation: ptr64(100)},
+			"b": {Name: "b", Role: cluster.RoleReplica, State: cluster.StateRunning, ReplicationState: cluster.ReplicationStreaming, XLogLocation: ptr64(100)},
+			"c": {Name: "c", Role: cluster.RoleReplica, State: cluster.StateRunning, ReplicationState: cluster.ReplicationStreaming, XLogLocation: ptr64(100)},
+		},
+	}
+	_, err := CheckSwitchover(c, "a", "c", time.Time{}, time.Now())
+	var pe *PreconditionError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "not a synchronous standby") {
+		t.Fatalf("switchover to an asynchronous replica in sync mode: %v", err)
+	}
+	if _, err := CheckSwitchover(c, "a", "b", time.Time{}, time.Now()); err != nil {
+		t.Fatalf("switchover to the synchronous standby refused: %v", err)
+	}
+}
+
+func ptr64(v int64) *int64 { return &v }

@@ -78,6 +78,8 @@ type Instance struct {
 	child    *child
 	primConn string // primary_conninfo as given by the caller
 	primSlot string // primary_slot_name
+	// syncNames are the synchronous standbys ("*" = any; nil = none).
+	syncNames []string
 }
 
 // requiredBinaries are the programs New checks for in BinDir.

@@ -50,6 +50,9 @@ type State struct {
 	Replication []Replica
 	// SystemIdentifier is the database system identifier.
 	SystemIdentifier string
+	// SyncStandbyNames is the raw synchronous_standby_names setting; see
+	// ParseSyncStandbyNames.
+	SyncStandbyNames string
 }
 
 // The recovery flag is evaluated once, in a subquery that is not flattened
@@ -64,7 +67,8 @@ const stateSQL = `SELECT r,
        CASE WHEN r THEN NULL ELSE pg_current_wal_lsn()::text END,
        CASE WHEN r THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END,
        pg_last_wal_receive_lsn()::text,
-       pg_last_wal_replay_lsn()::text
+       pg_last_wal_replay_lsn()::text,
+       current_setting('synchronous_standby_names')
 FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s`
 
 const receiverSQL = `SELECT coalesce(status, ''), coalesce(received_tli, 0), coalesce(conninfo, '')
@@ -94,7 +98,7 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 			version                        int32
 		)
 		if err := c.QueryRow(ctx, stateSQL).Scan(&s.InRecovery, &version, &s.PostmasterStartTime,
-			&s.SystemIdentifier, &ckptTLI, &writeLSN, &walTLI, &recv, &replay); err != nil {
+			&s.SystemIdentifier, &ckptTLI, &writeLSN, &walTLI, &recv, &replay, &s.SyncStandbyNames); err != nil {
 			return fmt.Errorf("query server state: %w", err)
 		}
 		s.ServerVersion = int(version)
