@@ -24,7 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), listCmd(), demoCmd(), versionCmd(),
+	root.AddCommand(runCmd(), fenceCmd(), listCmd(), demoCmd(), versionCmd(),
 		switchoverCmd(), failoverCmd(), restartCmd(), reloadCmd(), reinitCmd(),
 		pauseCmd(true), pauseCmd(false), showConfigCmd(), editConfigCmd(),
 		historyCmd(), topologyCmd(), dsnCmd())

@@ -69,6 +69,7 @@ type Agent struct {
 	task    *task
 	guard   *leaseGuard
 	suspend suspendDetector
+	fence   *fenceProc
 
 	// requests carries operator actions from REST handlers to the loop.
 	requests         chan *request
@@ -261,6 +262,9 @@ func (a *Agent) shutdown() {
 			a.log.Error("stopping PostgreSQL", "err", err)
 			return
 		}
+	}
+	if a.fence != nil {
+		a.fence.stop()
 	}
 	if wasLeader {
 		if err := a.dcs.ReleaseLeader(ctx); err != nil {

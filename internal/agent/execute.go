@@ -118,7 +118,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			return errRaceLost
 		}
 		a.keyOnMyLease = true
-		a.guard.arm(true, a.lease.ConfirmedSentAt, a.dyn)
+		a.armFences()
 		a.log.Info("acquired the leader key", "action", "acquire_leader", "reason", d.Reason)
 	case ha.ReleaseLeader:
 		rctx, cancel := context.WithTimeout(ctx, rt)

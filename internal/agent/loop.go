@@ -60,7 +60,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		a.noteUpstream(view)
 		obs.Cluster = view
 	}
-	a.guard.arm(a.keyOnMyLease, a.lease.ConfirmedSentAt, a.dyn)
+	a.armFences()
 
 	obs.PG = a.observePostgres(ctx)
 	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
@@ -220,4 +220,22 @@ func (a *Agent) checkSuspend() {
 	a.keyOnMyLease = false
 	a.lease.ConfirmedSentAt = time.Time{}
 	a.guard.disarm()
+}
+
+// armFences sets both fences to the current lease deadline: the in-process
+// guard and the separate fence process. Neither fires in maintenance mode.
+func (a *Agent) armFences() {
+	holds := a.keyOnMyLease && !a.dyn.Pause
+	a.guard.arm(holds, a.lease.ConfirmedSentAt, a.dyn)
+	if a.fence == nil || !a.fence.alive() {
+		f, err := startFence(a.cfg.PostgreSQL.DataDir)
+		if err != nil {
+			a.log.Error("fence process unavailable; relying on the in-process lease guard", "err", err)
+			return
+		}
+		a.fence = f
+	}
+	if err := a.fence.update(holds, a.lease.ConfirmedSentAt, a.dyn); err != nil {
+		a.log.Error("updating the fence process", "err", err)
+	}
 }

@@ -155,3 +155,26 @@ func postgresProcsIn(dataDir string) []int {
 	}
 	return out
 }
+
+// KillPostmaster SIGKILLs the postmaster of dataDir (only if the PID in
+// postmaster.pid really is that postmaster), its children and any other
+// postgres process working in dataDir. It is the fence of last resort and
+// reports whether it killed anything.
+func KillPostmaster(dataDir string) bool {
+	killed := false
+	if pid, err := readPidFile(dataDir); err == nil && isPostmasterFor(pid, dataDir) {
+		children := childrenOf(pid)
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = true
+		}
+		for _, c := range children {
+			_ = syscall.Kill(c, syscall.SIGKILL)
+		}
+	}
+	for _, p := range postgresProcsIn(dataDir) {
+		if syscall.Kill(p, syscall.SIGKILL) == nil {
+			killed = true
+		}
+	}
+	return killed
+}
