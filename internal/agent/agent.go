@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -70,6 +71,10 @@ type Agent struct {
 	guard   *leaseGuard
 	suspend suspendDetector
 	fence   *fenceProc
+
+	failsafe failsafeState
+	peerOnce sync.Once
+	peerHTTP *http.Client
 
 	// requests carries operator actions from REST handlers to the loop.
 	requests         chan *request
@@ -297,7 +302,7 @@ func (a *Agent) duplicateName(ctx context.Context, client *dcs.Client) bool {
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.dyn.PeerTimeoutDuration())
 	defer cancel()
-	return probe(pctx, m).Reachable
+	return probe(pctx, a.peerClient(), m).Reachable
 }
 
 // apiServer builds the REST server with its access control and operator.

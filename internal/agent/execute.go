@@ -309,6 +309,11 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 		if err := a.dcs.WriteStatus(hctx, cluster.Status{Optime: o.PG.WriteLSN}); err != nil {
 			errs = append(errs, fmt.Errorf("status key: %w", err))
 		}
+		if a.dyn.FailsafeMode {
+			if err := a.dcs.WriteFailsafe(hctx, failsafeMembers(o.Cluster)); err != nil {
+				errs = append(errs, fmt.Errorf("failsafe key: %w", err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

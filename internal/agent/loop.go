@@ -48,6 +48,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	view, err := a.loadView(ctx)
 	if err != nil {
 		obs.DCSError = err.Error()
+		a.failsafeRound(ctx)
 	} else {
 		a.lastView = view
 		a.dcsLastSeen = time.Now()
@@ -64,6 +65,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 
 	obs.PG = a.observePostgres(ctx)
 	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
+	obs.Failsafe = a.failsafe.observation()
 	if a.task != nil {
 		obs.Task = a.task.name
 	}
@@ -226,7 +228,7 @@ func (a *Agent) checkSuspend() {
 // guard and the separate fence process. Neither fires in maintenance mode.
 func (a *Agent) armFences() {
 	holds := a.keyOnMyLease && !a.dyn.Pause
-	a.guard.arm(holds, a.lease.ConfirmedSentAt, a.dyn)
+	a.guard.arm(holds, a.claimConfirmedAt(), a.dyn)
 	if a.fence == nil || !a.fence.alive() {
 		f, err := startFence(a.cfg.PostgreSQL.DataDir)
 		if err != nil {
@@ -235,7 +237,7 @@ func (a *Agent) armFences() {
 		}
 		a.fence = f
 	}
-	if err := a.fence.update(holds, a.lease.ConfirmedSentAt, a.dyn); err != nil {
+	if err := a.fence.update(holds, a.claimConfirmedAt(), a.dyn); err != nil {
 		a.log.Error("updating the fence process", "err", err)
 	}
 }

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/regent-ha/regent/internal/cluster"
@@ -44,7 +47,7 @@ func (a *Agent) probePeers(ctx context.Context, view *cluster.Cluster) []ha.Peer
 		wg.Add(1)
 		go func(m *cluster.Member) {
 			defer wg.Done()
-			p := probe(ctx, m)
+			p := probe(ctx, a.peerClient(), m)
 			mu.Lock()
 			peers = append(peers, p)
 			mu.Unlock()
@@ -54,13 +57,13 @@ func (a *Agent) probePeers(ctx context.Context, view *cluster.Cluster) []ha.Peer
 	return peers
 }
 
-func probe(ctx context.Context, m *cluster.Member) ha.Peer {
+func probe(ctx context.Context, client *http.Client, m *cluster.Member) ha.Peer {
 	p := ha.Peer{Name: m.Name}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.APIURL, nil)
 	if err != nil {
 		return p
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return p
 	}
@@ -76,4 +79,20 @@ func probe(ctx context.Context, m *cluster.Member) ha.Peer {
 	p.LSN = max(st.XLog.Location, st.XLog.ReceivedLocation, st.XLog.ReplayedLocation)
 	p.Priority = st.Tags.Priority()
 	return p
+}
+
+// peerClient is the HTTP client for other members' REST APIs: it trusts
+// restapi.cafile when TLS is configured.
+func (a *Agent) peerClient() *http.Client {
+	a.peerOnce.Do(func() {
+		a.peerHTTP = &http.Client{}
+		if ca := a.cfg.RestAPI.CAFile; ca != "" {
+			if pem, err := os.ReadFile(ca); err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				a.peerHTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			}
+		}
+	})
+	return a.peerHTTP
 }

@@ -176,7 +176,10 @@ type Cluster struct {
 	History        []HistoryEntry
 	Failover       *Failover
 	Sync           *SyncState
-	Revision       int64
+	// Failsafe maps member names to their REST API URLs: the members a
+	// leader must hear from to stay up during a DCS outage (failsafe_mode).
+	Failsafe map[string]string
+	Revision int64
 }
 
 // Member returns the named member or nil.

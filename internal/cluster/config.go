@@ -47,6 +47,10 @@ type DynamicConfig struct {
 	SynchronousModeStrict bool `json:"synchronous_mode_strict" yaml:"synchronous_mode_strict"`
 	// SynchronousNodeCount is how many synchronous standbys to keep.
 	SynchronousNodeCount int `json:"synchronous_node_count" yaml:"synchronous_node_count"`
+	// FailsafeMode keeps the primary running through a DCS outage for as
+	// long as every member listed in the failsafe key acknowledges it over
+	// the REST API; without it the primary is fenced at the renew deadline.
+	FailsafeMode bool `json:"failsafe_mode,omitempty" yaml:"failsafe_mode"`
 	// Pause is maintenance mode: no automatic actions.
 	Pause bool `json:"pause,omitempty" yaml:"pause"`
 	// PostgreSQL holds cluster-wide PostgreSQL settings.

@@ -74,6 +74,8 @@ type Client struct {
 	loadedRev int64
 	member    writeCache
 	status    writeCache
+	// lastFailsafe is the failsafe value this client last wrote.
+	lastFailsafe string
 }
 
 // writeCache remembers the last value this client wrote to a key, to skip

@@ -72,6 +72,13 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 				continue
 			}
 			c.History = h
+		case rel == KeyFailsafe:
+			var fs map[string]string
+			if err := json.Unmarshal(kv.Value, &fs); err != nil {
+				log.Warn("ignoring undecodable failsafe key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			c.Failsafe = fs
 		case rel == KeySync:
 			var st cluster.SyncState
 			if err := json.Unmarshal(kv.Value, &st); err != nil {

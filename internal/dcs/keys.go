@@ -25,6 +25,8 @@ const (
 	KeyFailover = "failover"
 	// KeySync holds the synchronous standbys the leader has published.
 	KeySync = "sync"
+	// KeyFailsafe maps member names to REST API URLs (failsafe_mode).
+	KeyFailsafe = "failsafe"
 	// keyLegacyOptime is the optime key of Patroni < 2.1.
 	keyLegacyOptime = "optime/leader"
 )

@@ -44,3 +44,27 @@ func (c *Client) DeleteSync(ctx context.Context, modRevision int64) (bool, error
 	}
 	return resp.Succeeded, nil
 }
+
+// WriteFailsafe stores the failsafe member list (name → REST API URL) if it
+// changed since this client last wrote it.
+func (c *Client) WriteFailsafe(ctx context.Context, members map[string]string) error {
+	v, err := json.Marshal(members)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	same := c.lastFailsafe == string(v)
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	if _, err := c.cli.Put(rctx, c.key(KeyFailsafe), string(v)); err != nil {
+		return fmt.Errorf("dcs: write failsafe: %w", err)
+	}
+	c.mu.Lock()
+	c.lastFailsafe = string(v)
+	c.mu.Unlock()
+	return nil
+}

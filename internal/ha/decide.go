@@ -43,10 +43,16 @@ func Decide(o Observation) Decision {
 // the key was last seen on its lease, and a renewal of that lease sent less
 // than the renew deadline ago was confirmed.
 func holdsLease(o Observation) bool {
-	if !o.Lease.KeyOnMyLease || o.Lease.ConfirmedSentAt.IsZero() {
+	if !o.Lease.KeyOnMyLease {
 		return false
 	}
-	return o.Now.Sub(o.Lease.ConfirmedSentAt) < o.Config.RenewDeadline()
+	fresh := func(at time.Time) bool { return !at.IsZero() && o.Now.Sub(at) < o.Config.RenewDeadline() }
+	if fresh(o.Lease.ConfirmedSentAt) {
+		return true
+	}
+	// failsafe_mode: during a DCS outage every member in the failsafe key
+	// has acknowledged this leader, so none of them can be promoted.
+	return o.Config.FailsafeMode && o.Cluster == nil && fresh(o.Failsafe.ConfirmedAt)
 }
 
 // mayBeWritable is true when the local PostgreSQL may accept writes.
@@ -359,6 +365,10 @@ func ineligible(o Observation) string {
 	}
 	if last := c.LastTimeline(); last > 0 && o.PG.Timeline <= last {
 		return fmt.Sprintf("on timeline %d but the history has timeline %d", o.PG.Timeline, last+1)
+	}
+	if f := o.Failsafe; o.Config.FailsafeMode && !f.HeardAt.IsZero() && o.Now.Sub(f.HeardAt) < o.Config.TTLDuration() {
+		return fmt.Sprintf("leader %s was acknowledged through failsafe_mode %s ago", f.Leader,
+			o.Now.Sub(f.HeardAt).Round(time.Millisecond))
 	}
 	if o.Config.SynchronousMode.Enabled() && !c.Sync.Has(o.Self.Name) {
 		return "synchronous mode is on and this member is not a published synchronous standby, so it may miss acknowledged commits"

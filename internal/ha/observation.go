@@ -49,6 +49,8 @@ type Observation struct {
 	// Task is a long-running operation (initdb, clone, rewind, start,
 	// checkpoint) the agent runs in the background; empty when idle.
 	Task string
+	// Failsafe is what this member knows of failsafe_mode acknowledgements.
+	Failsafe Failsafe
 	// Peers holds the result of probing the other members' REST APIs. It
 	// is filled in only when the previous Decide asked for it.
 	Peers       []Peer
@@ -139,4 +141,16 @@ type Peer struct {
 	LSN      int64
 	Timeline int
 	Priority int
+}
+
+// Failsafe records the failsafe_mode acknowledgements (POST /failsafe)
+// that let a leader survive a DCS outage.
+type Failsafe struct {
+	// ConfirmedAt is the send time of the last round in which every member
+	// listed in the failsafe key acknowledged this member as leader.
+	ConfirmedAt time.Time
+	// HeardAt is when a leader last asked this member to acknowledge it,
+	// and Leader who that was.
+	HeardAt time.Time
+	Leader  string
 }
