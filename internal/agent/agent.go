@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regent-ha/regent/internal/api"
@@ -18,6 +19,7 @@ import (
 	"github.com/regent-ha/regent/internal/config"
 	"github.com/regent-ha/regent/internal/dcs"
 	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
 )
 
@@ -73,6 +75,8 @@ type Agent struct {
 	fence   *fenceProc
 
 	failsafe failsafeState
+	metrics  *metrics.Metrics
+	fencing  atomic.Bool // a fence is stopping PostgreSQL right now
 	peerOnce sync.Once
 	peerHTTP *http.Client
 
@@ -100,7 +104,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		dyn:      cfg.Bootstrap.DCS,
 		requests: make(chan *request),
 	}
-	a.guard = newLeaseGuard(a.fenceNow, logger)
+	a.metrics = metrics.New(a.pub)
+	a.guard = newLeaseGuard(func(reason string, fenceTimeout time.Duration) {
+		a.metrics.RecordFence(metrics.FenceGuardTimer)
+		a.fenceNow(reason, fenceTimeout)
+	}, logger)
 	return a, nil
 }
 
@@ -311,6 +319,8 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 	srv := api.New(a.pub, client, a.log)
 	srv.Store = client
 	srv.Operator = operator{a}
+	srv.Metrics = a.metrics.Handler()
+	srv.Failsafe = failsafeAcker{a}
 	tlsCfg, err := rc.ServerTLS()
 	if err != nil {
 		return nil, fmt.Errorf("restapi TLS: %w", err)
@@ -334,3 +344,16 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 // SetConfigPath tells the agent where its configuration file is, so that
 // a reload can reread it.
 func (a *Agent) SetConfigPath(path string) { a.configPath = path }
+
+// failsafeAcker answers POST /failsafe for the agent.
+type failsafeAcker struct{ a *Agent }
+
+// AcknowledgeFailsafe records that leader asked to be acknowledged during a
+// DCS outage. A member that itself leads refuses.
+func (f failsafeAcker) AcknowledgeFailsafe(leader string) error {
+	if snap := f.a.pub.Snapshot(); snap.HoldsLeaderKey && leader != f.a.cfg.Name {
+		return fmt.Errorf("%s holds the leader key itself", f.a.cfg.Name)
+	}
+	f.a.failsafe.acknowledge(leader)
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
 )
 
@@ -67,6 +68,7 @@ func (a *Agent) bootstrap(ctx context.Context, dyn cluster.DynamicConfig) (err e
 	if err := a.dcs.SetInitialize(ctx, cd.SystemIdentifier); err != nil {
 		return err
 	}
+	a.metrics.RecordPromotion(metrics.PromotionBootstrap)
 	a.log.Info("cluster bootstrapped", "system_identifier", cd.SystemIdentifier)
 	return nil
 }

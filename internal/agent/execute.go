@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/ha"
+	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
 )
 
@@ -32,9 +34,19 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 	case ha.Refuse:
 		return refuse(d.Reason)
 	case ha.Fence:
+		if o.Lease.KeyOnMyLease {
+			a.metrics.RecordFence(metrics.FenceRenewDeadline)
+		} else {
+			a.metrics.RecordFence(metrics.FenceDCSUnreachable)
+		}
 		a.fenceNow(d.Reason, a.dyn.FenceTimeoutDuration())
 		return nil
 	case ha.Demote:
+		if strings.Contains(d.Reason, "stale") {
+			a.metrics.RecordDemotion(metrics.DemotionStaleTimeline)
+		} else {
+			a.metrics.RecordDemotion(metrics.DemotionOtherLeader)
+		}
 		return a.stop(ctx, postgres.StopImmediate, d.Reason)
 	case ha.StopForRejoin:
 		return a.stop(ctx, postgres.StopFast, d.Reason)
@@ -142,6 +154,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 	case ha.PublishSync:
 		return a.publishSync(ctx, o, act.Names, d.Reason)
 	case ha.HandOver:
+		a.metrics.RecordDemotion(metrics.DemotionSwitchover)
 		return a.handOver(ctx, o, act.Target, d.Reason)
 	case ha.ClearFailover:
 		f := o.Cluster.Failover
@@ -180,6 +193,8 @@ func (a *Agent) stop(ctx context.Context, mode postgres.StopMode, reason string)
 // state.
 func (a *Agent) fenceNow(reason string, fenceTimeout time.Duration) {
 	a.log.Error("fencing PostgreSQL", "action", "fence", "reason", reason)
+	a.fencing.Store(true)
+	defer a.fencing.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.pg.Stop(ctx, postgres.StopImmediate, fenceTimeout/2); err != nil {
@@ -270,6 +285,7 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	if err := a.pg.Promote(pctx); err != nil {
 		return err
 	}
+	a.metrics.RecordPromotion(promotionKind(o.Cluster))
 	a.lastKnownPrimary = true
 	a.following = ""
 	a.checkpointPending = true
@@ -354,4 +370,16 @@ func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []strin
 	}
 	a.log.Info("sync key updated", "action", "publish_sync", "standbys", names, "reason", reason)
 	return nil
+}
+
+// promotionKind names why this member is being promoted, for metrics.
+func promotionKind(view *cluster.Cluster) string {
+	switch f := view.Failover; {
+	case f == nil || f.Member == "":
+		return metrics.PromotionFailover
+	case f.Leader != "":
+		return metrics.PromotionSwitchover
+	default:
+		return metrics.PromotionManualFailover
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 // loop runs one HA cycle: observe, decide, execute, publish.
 func (a *Agent) loop(ctx context.Context) error {
+	start := time.Now()
+	defer func() { a.metrics.ObserveLoop(time.Since(start)) }()
 	obs := a.observe(ctx)
 	d := ha.Decide(obs)
 	if d.Is(ha.ProbePeers) {
@@ -21,6 +23,9 @@ func (a *Agent) loop(ctx context.Context) error {
 		d = ha.Decide(obs)
 	}
 	a.logDecision(obs, d)
+	if len(d.Actions) > 0 {
+		a.metrics.RecordDecision(d.Actions[0].Kind.String())
+	}
 	err := a.execute(ctx, obs, d)
 	a.lastDecision = d
 	a.publish(ctx, obs)
@@ -79,7 +84,9 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 func (a *Agent) refreshLease(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
+	sent := time.Now()
 	st, err := a.dcs.RefreshLease(rctx)
+	a.metrics.ObserveRenewal(time.Since(sent), err == nil)
 	if err != nil {
 		a.log.Warn("lease renewal failed", "err", err,
 			"since_confirmed", time.Since(a.lease.ConfirmedSentAt).Round(time.Millisecond))

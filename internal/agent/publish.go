@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/regent-ha/regent/internal/api"
@@ -107,13 +109,23 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		MaximumLagOnFailover: a.dyn.MaximumLagOnFailover,
 		Reason:               a.lastDecision.Reason,
 		Action:               a.lastDecision.Summary(),
+		LastRenewalConfirmed: a.lease.ConfirmedSentAt,
+		FencingActive:        a.fencing.Load(),
+		WatchdogState:        a.watchdogState(),
+		PendingRestart:       len(a.pendingRestart) > 0 && p.Running,
+		SyncStandby:          p.InRecovery && o.Cluster != nil && o.Cluster.Sync.Has(a.cfg.Name),
 	}
+	if role == cluster.RolePrimary && a.dyn.SynchronousMode.Enabled() {
+		snap.SyncStandbysExpected = a.dyn.SynchronousNodeCount
+	}
+	snap.WALDiskFreeBytes, snap.WALDiskTotalBytes = walDisk(a.cfg.PostgreSQL.DataDir)
 	if a.pgAnswered {
 		snap.ServerVersion = a.lastPG.ServerVersion
 		snap.PostmasterStartTime = a.lastPG.PostmasterStartTime
 		for _, r := range a.lastPG.Replication {
 			snap.Replication = append(snap.Replication, api.Replica{
 				ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr, State: r.State, SyncState: r.SyncState,
+				SentLSN: r.SentLSN, ReplayLSN: r.ReplayLSN,
 			})
 		}
 	}
@@ -136,4 +148,23 @@ func (a *Agent) timeline(p ha.Postgres) int {
 		a.lastTimeline = tl
 	}
 	return a.lastTimeline
+}
+
+// watchdogState is reported in metrics: the fence process stands in for a
+// kernel watchdog.
+func (a *Agent) watchdogState() string {
+	if a.fence != nil && a.fence.alive() {
+		return api.WatchdogActive
+	}
+	return api.WatchdogOff
+}
+
+// walDisk is the free and total space of the file system holding pg_wal
+// (statfs, cheap; taken in the loop, never at scrape time).
+func walDisk(dataDir string) (free, total int64) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join(dataDir, "pg_wal"), &st); err != nil {
+		return 0, 0
+	}
+	return int64(st.Bavail) * st.Bsize, int64(st.Blocks) * st.Bsize
 }

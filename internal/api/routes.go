@@ -21,6 +21,8 @@ const (
 	kindRestart
 	kindReload
 	kindReinitialize
+	kindMetrics
+	kindFailsafe
 )
 
 type route struct {
@@ -35,6 +37,7 @@ var (
 	methodsConfig     = []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPut}
 	methodsPostDelete = []string{http.MethodPost, http.MethodDelete}
 	methodsPost       = []string{http.MethodPost}
+	methodsFailsafe   = []string{http.MethodGet, http.MethodHead, http.MethodPost}
 )
 
 // lookup maps a path to its endpoint.
@@ -80,6 +83,10 @@ func lookup(path string) (route, bool) {
 		return route{kind: kindReload}, true
 	case "/reinitialize":
 		return route{kind: kindReinitialize}, true
+	case "/metrics":
+		return route{kind: kindMetrics}, true
+	case "/failsafe":
+		return route{kind: kindFailsafe}, true
 	}
 	return route{}, false
 }
@@ -87,7 +94,7 @@ func lookup(path string) (route, bool) {
 // methods lists the methods the route answers.
 func (rt route) methods() []string {
 	switch rt.kind {
-	case kindCluster, kindHistory:
+	case kindCluster, kindHistory, kindMetrics:
 		return methodsRead
 	case kindConfig:
 		return methodsConfig
@@ -95,6 +102,8 @@ func (rt route) methods() []string {
 		return methodsPostDelete
 	case kindFailover, kindReload, kindReinitialize:
 		return methodsPost
+	case kindFailsafe:
+		return methodsFailsafe
 	}
 	return methodsProbe
 }
@@ -113,6 +122,10 @@ func (rt route) allows(method string) bool {
 // body and HEAD or OPTIONS with the status line only. Every other method
 // passes the Access checks first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/") {
+		uiHandler.ServeHTTP(w, r) // the status page: read-only, open like GET /cluster
+		return
+	}
 	rt, ok := lookup(r.URL.Path)
 	if !ok {
 		writeError(w, r, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
@@ -168,6 +181,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveReload(w, r)
 	case kindReinitialize:
 		s.serveReinitialize(w, r)
+	case kindMetrics:
+		s.serveMetrics(w, r)
+	case kindFailsafe:
+		s.serveFailsafe(w, r)
 	}
 }
 

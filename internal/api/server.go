@@ -41,6 +41,12 @@ type Server struct {
 	// SwitchoverTimeout bounds the wait for a switchover or failover to
 	// complete (DefaultSwitchoverTimeout when zero).
 	SwitchoverTimeout time.Duration
+	// Metrics serves GET and HEAD /metrics (Prometheus text format,
+	// internal/metrics) without authentication, like the health checks;
+	// nil makes /metrics answer 503.
+	Metrics http.Handler
+	// Failsafe acknowledges a leader during a DCS outage (POST /failsafe).
+	Failsafe FailsafeAcker
 
 	// pollInterval overrides defaultPollInterval in tests.
 	pollInterval time.Duration

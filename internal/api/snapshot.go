@@ -59,6 +59,70 @@ type Snapshot struct {
 	Reason string
 	// Action is the last decision's action (Regent extension).
 	Action string
+
+	// The fields below feed GET /metrics (internal/metrics); the REST
+	// endpoints above do not use them. Zero values mean "unknown / not
+	// applicable" and export as 0 or are left out, as each field says.
+
+	// LastRenewalConfirmed is the send time of the last lease renewal etcd
+	// confirmed (the agent's lease.ConfirmedSentAt); zero while this member
+	// holds no lease. Exported as regent_lease_last_confirmed_timestamp_seconds.
+	LastRenewalConfirmed time.Time
+	// FencingActive is true from the decision (or the lease guard) to fence
+	// until PostgreSQL is confirmed stopped. Exported as regent_fencing_active.
+	FencingActive bool
+	// WatchdogState is one of the Watchdog* constants; "" reads as
+	// WatchdogOff. Exported as regent_watchdog_state{state}.
+	WatchdogState string
+	// PendingRestart is true while a changed PostgreSQL setting waits for a
+	// restart (the member key's pending_restart). Exported as
+	// patroni_pending_restart.
+	PendingRestart bool
+	// XLogPaused is pg_is_wal_replay_paused() on a replica. Exported as
+	// patroni_xlog_paused.
+	XLogPaused bool
+	// SyncStandby and QuorumStandby are true when this replica is listed in
+	// the sync key as a synchronous (or quorum) standby. Exported as
+	// patroni_sync_standby and patroni_quorum_standby.
+	SyncStandby, QuorumStandby bool
+	// SyncStandbysExpected is, on the primary, how many synchronous standbys
+	// the configuration requires (0 when synchronous replication is off).
+	// The observed number is counted from Replication (streaming rows with
+	// sync_state "sync" or "quorum"). Exported, on the primary only, as
+	// regent_sync_standbys_expected and regent_sync_standbys_observed.
+	SyncStandbysExpected int
+	// WALDiskFreeBytes and WALDiskTotalBytes are the space available to an
+	// unprivileged user and the size of the file system holding pg_wal
+	// (statfs). Exported when WALDiskTotalBytes > 0 as
+	// regent_wal_disk_free_bytes and regent_wal_disk_total_bytes.
+	WALDiskFreeBytes, WALDiskTotalBytes int64
+}
+
+// Watchdog states of Snapshot.WatchdogState.
+const (
+	// WatchdogOff: no watchdog is used (mode off, or not needed now).
+	WatchdogOff = "off"
+	// WatchdogActive: the watchdog device is open and being kept alive.
+	WatchdogActive = "active"
+	// WatchdogFailed: a watchdog is required but could not be opened or
+	// kept alive.
+	WatchdogFailed = "failed"
+)
+
+// LeaseHeldAt reports whether HoldsLeaderKey can still be believed at now:
+// until LeaseDeadline when set, else while the snapshot is younger than
+// TTL. It is the condition /leader and /primary use.
+func (s *Snapshot) LeaseHeldAt(now time.Time) bool { return leaseHeld(s, now) }
+
+// ReplicaReplayLag is how many bytes replay on this member trails the best
+// known leader WAL position (status key optime, leader member's
+// xlog_location, or what this member received), and whether that position
+// is known. It is the lag the /replica?lag= check uses.
+func (s *Snapshot) ReplicaReplayLag() (int64, bool) {
+	if leaderOptime(s) == 0 {
+		return 0, false
+	}
+	return replayLag(s), true
 }
 
 // Replica is one row of pg_stat_replication as shown in /patroni.
@@ -69,6 +133,14 @@ type Replica struct {
 	State           string `json:"state"`
 	SyncState       string `json:"sync_state"`
 	SyncPriority    int    `json:"sync_priority"`
+
+	// SentLSN and ReplayLSN are pg_stat_replication's sent_lsn and
+	// replay_lsn (0 when NULL); ReplayLagSeconds is replay_lag in seconds
+	// (0 when NULL). They feed /metrics only and are not part of the
+	// /patroni body.
+	SentLSN          int64   `json:"-"`
+	ReplayLSN        int64   `json:"-"`
+	ReplayLagSeconds float64 `json:"-"`
 }
 
 // SnapshotSource supplies the latest snapshot; Snapshot must be cheap and non-blocking.
