@@ -213,7 +213,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("defaults refused: %v", err)
 	}
 	cases := []struct{ name, set, want string }{
-		{"unknown key", "synchronous_mode=on", `unknown key "synchronous_mode"`},
+		{"unknown key", "synchronous_modus=on", `unknown key "synchronous_modus"`},
 		{"unknown nested key", "postgresql.use_slots=true", `unknown key "postgresql.use_slots"`},
 		{"wrong type", "ttl=abc", "ttl must be an integer"},
 		{"timing rule", "ttl=2", "loop_wait + 2*retry_timeout"},
