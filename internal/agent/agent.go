@@ -75,6 +75,7 @@ type Agent struct {
 	fence   *fenceProc
 
 	failsafe failsafeState
+	watchdog kernelWatchdog
 	metrics  *metrics.Metrics
 	fencing  atomic.Bool // a fence is stopping PostgreSQL right now
 	peerOnce sync.Once
@@ -171,6 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.forward(ctx, events, a.pg.Exited())
 	}()
 
+	a.probeRequiredWatchdog()
 	a.log.Info("agent started", "version", Version, "data_dir", a.cfg.PostgreSQL.DataDir,
 		"restapi", a.cfg.RestAPI.Listen, "postgresql", a.cfg.PostgreSQL.Listen)
 	for {
@@ -278,6 +280,10 @@ func (a *Agent) shutdown() {
 	}
 	if a.fence != nil {
 		a.fence.stop()
+	}
+	if a.watchdog.dev != nil {
+		_ = a.watchdog.dev.Close() // magic close: PostgreSQL is already stopped
+		a.watchdog.dev = nil
 	}
 	if wasLeader {
 		if err := a.dcs.ReleaseLeader(ctx); err != nil {

@@ -45,7 +45,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	a.collectTask()
 	a.runScheduledRestart(ctx, time.Now())
 	obs := ha.Observation{
-		Self:   ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags},
+		Self:   ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags, WatchdogMissing: a.watchdogMissing()},
 		Config: a.dyn,
 	}
 
@@ -236,6 +236,7 @@ func (a *Agent) checkSuspend() {
 func (a *Agent) armFences() {
 	holds := a.keyOnMyLease && !a.dyn.Pause
 	a.guard.arm(holds, a.claimConfirmedAt(), a.dyn)
+	a.watchdogTick(holds)
 	if a.fence == nil || !a.fence.alive() {
 		f, err := startFence(a.cfg.PostgreSQL.DataDir)
 		if err != nil {

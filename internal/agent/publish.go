@@ -150,15 +150,6 @@ func (a *Agent) timeline(p ha.Postgres) int {
 	return a.lastTimeline
 }
 
-// watchdogState is reported in metrics: the fence process stands in for a
-// kernel watchdog.
-func (a *Agent) watchdogState() string {
-	if a.fence != nil && a.fence.alive() {
-		return api.WatchdogActive
-	}
-	return api.WatchdogOff
-}
-
 // walDisk is the free and total space of the file system holding pg_wal
 // (statfs, cheap; taken in the loop, never at scrape time).
 func walDisk(dataDir string) (free, total int64) {

@@ -29,6 +29,8 @@ type Config struct {
 	Tags cluster.Tags `yaml:"tags"`
 	// Log configures Regent's own log output.
 	Log LogConfig `yaml:"log"`
+	// Watchdog configures the kernel watchdog (/dev/watchdog).
+	Watchdog WatchdogConfig `yaml:"watchdog"`
 }
 
 // EtcdConfig is the etcd section: where the DCS is and how to authenticate.
@@ -161,4 +163,14 @@ func (c *Config) APIURL() string {
 // as published in the member key's conn_url.
 func (c *Config) ConnURL() string {
 	return "postgres://" + c.PostgreSQL.ConnectAddress + "/postgres"
+}
+
+// WatchdogConfig configures the kernel watchdog that resets a leader whose
+// agent stalls. Without a device, the agent's fence process is the backstop.
+type WatchdogConfig struct {
+	// Mode is off, automatic (use the device when it can be opened) or
+	// required (never lead without it). Default automatic.
+	Mode string `yaml:"mode"`
+	// Device is the watchdog device, default /dev/watchdog.
+	Device string `yaml:"device"`
 }

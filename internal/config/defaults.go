@@ -43,6 +43,7 @@ func baseDefaults() Config {
 			Level:  "info",
 			Format: "text",
 		},
+		Watchdog: WatchdogConfig{Mode: "automatic", Device: "/dev/watchdog"},
 	}
 }
 

@@ -21,6 +21,11 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch c.Watchdog.Mode {
+	case "off", "automatic", "required":
+	default:
+		bad("watchdog.mode must be off, automatic or required, got %q", c.Watchdog.Mode)
+	}
 
 	switch {
 	case c.Scope == "":

@@ -117,6 +117,9 @@ func decideEmpty(o Observation) Decision {
 		return decide("DCS unreachable; cannot bootstrap or clone: " + o.DCSError)
 	}
 	if c.Initialize == nil {
+		if o.Self.WatchdogMissing {
+			return decide("cluster is not initialized; watchdog.mode is required but the watchdog is unavailable, so waiting for another member to bootstrap it")
+		}
 		if o.Self.Tags.Priority() <= 0 {
 			return decide("cluster is not initialized; nofailover is set, so waiting for another member to bootstrap it")
 		}
@@ -360,6 +363,8 @@ func ineligible(o Observation) string {
 		return "cluster is paused"
 	case o.Self.Tags.Priority() <= 0:
 		return "nofailover is set or failover_priority is 0"
+	case o.Self.WatchdogMissing:
+		return "watchdog.mode is required but the watchdog device is unavailable"
 	case c.Initialize == nil || c.Initialize.SystemID == "":
 		return "cluster initialization is not complete"
 	}

@@ -47,3 +47,13 @@ func TestFailsafeMode(t *testing.T) {
 		t.Fatalf("replica whose acknowledgement is older than ttl: %s (%s), want to race", d.Summary(), d.Reason)
 	}
 }
+
+func TestRequiredWatchdogMissing(t *testing.T) {
+	o := newWorld("n2").with(func(o *Observation) {
+		noLeader(o)
+		o.Self.WatchdogMissing = true
+	})
+	if d := Decide(o); !d.Is(Wait) || !strings.Contains(d.Reason, "watchdog") {
+		t.Fatalf("replica without its required watchdog: %s (%s), want to wait", d.Summary(), d.Reason)
+	}
+}

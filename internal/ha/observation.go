@@ -61,6 +61,9 @@ type Observation struct {
 type Self struct {
 	Name string
 	Tags cluster.Tags
+	// WatchdogMissing is set when watchdog.mode is required but the
+	// device cannot be used: such a member must not lead.
+	WatchdogMissing bool
 }
 
 // Lease is what the agent knows about its own lease and the leader key.

@@ -170,6 +170,10 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 			},
 		},
 		"log": map[string]any{"level": c.logLevel()},
+		// Demo and test members are killed on purpose: never let that
+		// reset the machine through a kernel watchdog. The fence process
+		// still protects them.
+		"watchdog": map[string]any{"mode": "off"},
 	}
 	if len(m.Tags) > 0 {
 		doc["tags"] = m.Tags
