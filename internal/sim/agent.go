@@ -1,0 +1,591 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+)
+
+// minLoopGap is the agent's pause after a wake-up (watch event, postmaster
+// exit) before the next loop.
+const minLoopGap = 20 * time.Millisecond
+
+// agentVersion is the version the simulated agents advertise.
+const agentVersion = "sim"
+
+// errRefused stops the agent (ha.Refuse).
+var errRefused = errors.New("refused")
+
+// agent is one incarnation of a member's agent process, modelled on
+// package agent: the same loop (renew the lease first, load the view,
+// confirm ownership, arm the fences, observe PostgreSQL, Decide, execute,
+// publish), the same lease guard, fence process, suspend check, background
+// tasks and DCS client semantics. Its state dies with the process.
+type agent struct {
+	m    *member
+	s    *Sim
+	inc  int
+	main *proc
+	dead bool
+	// exitReason is set when the main process returns (refused, shut
+	// down).
+	exitReason string
+	loops      int
+
+	requestTimeout time.Duration
+	cl             dcsClient
+
+	dyn               cluster.DynamicConfig
+	keyOnMyLease      bool
+	lease             leaseState
+	downSince         time.Time
+	expectRunning     bool
+	startFailed       bool
+	rewindFailed      bool
+	notStreamingSince time.Time
+	lastKnownPrimary  bool
+	following         string
+	lastTimeline      int
+	replicaTimeline   int
+	upstream          string
+	lastDecision      ha.Decision
+	checkpointPending bool
+	// pgSyncNames is the postgres.Instance's synchronous_standby_names:
+	// process memory, written to the configuration at every start.
+	pgSyncNames []string
+
+	task  *task
+	guard guard
+	susp  struct {
+		lastMono time.Time
+		lastBoot time.Duration
+	}
+	fence *fenceProc
+
+	// wake is the loop's wake-up channel (watch events, postmaster exit).
+	wake         bool
+	watching     bool
+	watchPending bool
+	apiUp        bool
+	snap         snapshot
+	stopRequest  bool
+}
+
+// snapshot is what the agent's REST API answers (GET /patroni).
+type snapshot struct {
+	set                bool
+	role, state        string
+	timeline           int
+	xlog, recv, replay int64
+	priority           int
+}
+
+func newAgent(m *member, inc int) *agent {
+	a := &agent{m: m, s: m.s, inc: inc, dyn: m.s.dyn}
+	a.requestTimeout = a.dyn.RetryTimeoutDuration()
+	a.guard.a = a
+	a.main = newProc(fmt.Sprintf("agent#%d", inc), func(p *proc) { a.run(&actx{a: a, p: p}) })
+	return a
+}
+
+func (a *agent) tracef(format string, args ...any) {
+	a.s.tracef("%s: %s", a.m.name, fmt.Sprintf(format, args...))
+}
+
+// run is agent.Run: connect, then loop until told to stop.
+func (a *agent) run(c *actx) {
+	c.connect()
+	// The duplicate-name check reads the member key once.
+	_, _ = c.rpc(c.req(c.deadline(a.requestTimeout)), func(d *dcsServer) (any, error) { return nil, nil })
+	a.apiUp, a.watching = true, true
+	for {
+		c.loop()
+		if a.exitReason != "" {
+			return
+		}
+		start := c.mono()
+		wait := a.dyn.LoopWaitDuration()
+		c.p.waitFor(func() bool {
+			return a.wake || a.taskDone() || a.stopRequest || !a.m.mono().Before(start.Add(wait))
+		})
+		switch {
+		case a.stopRequest:
+			c.shutdown()
+			a.exitReason = "shut down"
+			return
+		case a.taskDone():
+			a.finishTask(a.task)
+		case a.wake:
+			a.wake = false
+			c.sleep(minLoopGap)
+		}
+	}
+}
+
+// notifyWatch delivers a DCS watch event after a network hop.
+func (a *agent) notifyWatch() {
+	if !a.watching || a.watchPending {
+		return
+	}
+	a.watchPending = true
+	s := a.s
+	s.after(s.latency(), func() {
+		a.watchPending = false
+		if !a.dead && s.dcsReachable(a.m) {
+			a.wake = true
+		}
+	})
+}
+
+// loop is one HA cycle: observe, decide, execute, publish.
+func (c *actx) loop() {
+	a := c.a
+	a.loops++
+	obs := c.observe()
+	d := ha.Decide(obs)
+	if d.Is(ha.ProbePeers) {
+		obs.Peers = c.probePeers(obs.Cluster)
+		obs.PeersProbed = true
+		d = ha.Decide(obs)
+	}
+	if d.Reason != a.lastDecision.Reason || d.Summary() != a.lastDecision.Summary() {
+		a.tracef("%s [%s] %s", roleOf(obs.PG), d.Summary(), d.Reason)
+	}
+	err := c.execute(obs, d)
+	a.lastDecision = d
+	c.publish(obs)
+	if errors.Is(err, errRefused) {
+		a.exitReason = err.Error()
+		a.s.check.stats.Refused++
+		return
+	}
+	if err != nil {
+		a.tracef("action failed: %v", err)
+	}
+}
+
+// observe gathers the observation; the lease renewal is sent first.
+func (c *actx) observe() ha.Observation {
+	a := c.a
+	c.checkSuspend()
+	a.collectTask()
+	obs := ha.Observation{
+		Self:   ha.Self{Name: a.m.name, Tags: a.m.tags},
+		Config: a.dyn,
+	}
+	c.refreshLease()
+	view, err := c.load(c.deadline(a.dyn.RetryTimeoutDuration()))
+	if err != nil {
+		obs.DCSError = err.Error()
+	} else {
+		if view.Config != nil && view.Config.Validate() == nil {
+			a.dyn = *view.Config
+		}
+		obs.Config = a.dyn
+		c.confirmOwnership(view)
+		a.noteUpstream(view)
+		obs.Cluster = view
+	}
+	a.armFences()
+	obs.PG = c.observePostgres()
+	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
+	if a.task != nil {
+		obs.Task = a.task.name
+	}
+	obs.Now = c.mono()
+	obs.Wall = obs.Now
+	return obs
+}
+
+// checkSuspend treats a gap between the boot-time and the monotonic clock
+// (a host suspend) as a lost lease, before anything else.
+func (c *actx) checkSuspend() {
+	a := c.a
+	mono, boot := c.mono(), a.m.boot()
+	var gap time.Duration
+	if !a.susp.lastMono.IsZero() {
+		gap = (boot - a.susp.lastBoot) - mono.Sub(a.susp.lastMono)
+	}
+	a.susp.lastMono, a.susp.lastBoot = mono, boot
+	margin := time.Duration(a.dyn.SafetyMargin * float64(time.Second))
+	if gap <= margin {
+		return
+	}
+	a.tracef("clock gap of %s detected: treating the lease as lost", gap.Round(time.Millisecond))
+	if a.keyOnMyLease || a.lastKnownPrimary {
+		c.fenceNow("suspend gap exceeds safety_margin")
+	}
+	a.keyOnMyLease = false
+	a.lease.ConfirmedSentAt = time.Time{}
+	a.guard.disarm()
+}
+
+func (c *actx) refreshLease() {
+	a := c.a
+	st, err := c.renewLease(c.deadline(a.dyn.RetryTimeoutDuration()))
+	if err != nil {
+		return
+	}
+	if st.Regranted && a.keyOnMyLease {
+		a.tracef("lease was re-granted; the leader key on the old lease is lost")
+		a.keyOnMyLease = false
+	}
+	a.lease = st
+}
+
+// confirmOwnership sets keyOnMyLease from a fresh view, re-attaching a key
+// that names this member on another lease.
+func (c *actx) confirmOwnership(view *cluster.Cluster) {
+	a := c.a
+	l := view.Leader
+	switch {
+	case l == nil || l.Name != a.m.name:
+		a.keyOnMyLease = false
+	case l.Lease == a.lease.ID && a.lease.ID != 0:
+		a.keyOnMyLease = true
+	default:
+		ok, err := c.updateLeader(c.deadline(a.dyn.RetryTimeoutDuration()))
+		a.keyOnMyLease = ok && err == nil
+		if a.keyOnMyLease {
+			view.Leader.Lease = a.lease.ID
+			a.tracef("re-attached the leader key to this agent's lease")
+		}
+	}
+}
+
+// noteUpstream restarts the not-streaming clock when the leader or its
+// timeline changes.
+func (a *agent) noteUpstream(view *cluster.Cluster) {
+	up := ""
+	if l := view.LeaderMember(); l != nil {
+		up = fmt.Sprintf("%s@%d", l.Name, l.Timeline)
+	}
+	if up != a.upstream {
+		a.upstream = up
+		a.notStreamingSince = time.Time{}
+	}
+}
+
+// armFences sets the lease guard and the fence process to the current
+// lease deadline, and records the claim for the checker.
+func (a *agent) armFences() {
+	holds := a.keyOnMyLease && !a.dyn.Pause
+	a.guard.arm(holds, a.lease.ConfirmedSentAt, a.dyn)
+	if holds && !a.lease.ConfirmedSentAt.IsZero() {
+		m := a.m
+		m.claim = claim{inc: a.inc, sentTrue: a.lease.sentTrue,
+			deadlineTrue: m.clock.trueAfter(a.lease.sentTrue, a.dyn.RenewDeadline())}
+	}
+	if a.s.cfg.NoFenceProcess {
+		return
+	}
+	if a.fence == nil || !a.fence.alive {
+		a.fence = &fenceProc{m: a.m, inc: a.inc, alive: true}
+		a.m.fences = append(a.m.fences, a.fence)
+	}
+	a.fence.update(holds, a.lease.ConfirmedSentAt, a.dyn)
+}
+
+// fenceNow stops PostgreSQL immediately and waits until it is gone.
+func (c *actx) fenceNow(reason string) {
+	pg := c.a.m.pg
+	if !pg.running {
+		return
+	}
+	gen := pg.gen
+	pg.stopImmediate(reason)
+	c.p.waitFor(func() bool { return pg.gen != gen || !pg.running })
+}
+
+// guard is the in-process lease guard: a timer at ConfirmedSentAt + R that
+// fences regardless of what the loop is doing. It fires once per deadline.
+type guard struct {
+	a     *agent
+	armed bool
+	at    time.Time
+	fired bool
+}
+
+func (g *guard) arm(holds bool, confirmedSentAt time.Time, dyn cluster.DynamicConfig) {
+	if !holds || confirmedSentAt.IsZero() {
+		g.disarm()
+		return
+	}
+	deadline := confirmedSentAt.Add(dyn.RenewDeadline())
+	if g.armed && g.at.Equal(deadline) {
+		return
+	}
+	g.armed, g.at, g.fired = true, deadline, false
+	g.a.s.wakeAt(g.a.m, deadline)
+}
+
+func (g *guard) disarm() { g.armed, g.at, g.fired = false, time.Time{}, false }
+
+func (g *guard) tick() {
+	if !g.armed || g.fired || g.a.m.mono().Before(g.at) {
+		return
+	}
+	g.fired = true
+	pg := g.a.m.pg
+	if pg.running {
+		g.a.tracef("lease guard: renew deadline passed without a confirmed renewal: fencing")
+		pg.stopImmediate("lease guard")
+	}
+}
+
+// observePostgres reads the local instance as package agent does.
+func (c *actx) observePostgres() ha.Postgres {
+	a := c.a
+	pg := a.m.pg
+	now := c.mono()
+	p := ha.Postgres{
+		StartFailed:       a.startFailed,
+		RewindFailed:      a.rewindFailed,
+		Following:         a.following,
+		CheckpointPending: a.checkpointPending,
+	}
+	if a.task != nil {
+		p.DataDir = ha.DataDirInitialized
+		p.Running = pg.running
+		p.LastKnownPrimary = a.lastKnownPrimary && p.Running
+		return p
+	}
+	if pg.data == nil {
+		p.DataDir = ha.DataDirEmpty
+		a.replicaTimeline = 0
+		return p
+	}
+	p.DataDir = ha.DataDirInitialized
+	p.Running = pg.running
+	if !p.Running {
+		p.SystemID = pg.data.sysid
+		p.ControlTimeline = pg.data.controlTimeline()
+		if a.downSince.IsZero() {
+			a.downSince = now
+		}
+		p.DownSince = a.downSince
+		a.lastKnownPrimary = false
+		return p
+	}
+	a.downSince = time.Time{}
+	p.LastKnownPrimary = a.lastKnownPrimary
+	if !pg.ready {
+		return p // not accepting connections yet
+	}
+	d := pg.data
+	p.Answered = true
+	p.SystemID = d.sysid
+	p.InRecovery = pg.standby
+	// Query's timeline: the WAL file's on a primary; on a standby the
+	// receiver's while streaming, else the last restartpoint's.
+	stTimeline := d.wal.tl()
+	if pg.standby && !pg.streaming {
+		stTimeline = d.ckptTL
+	}
+	p.Timeline = stTimeline
+	if pg.standby {
+		p.Timeline = max(p.Timeline, a.replicaTimeline)
+		a.replicaTimeline = p.Timeline
+		p.ReceiveLSN, p.ReplayLSN = d.wal.end(), d.wal.end()
+		p.Streaming = pg.streaming
+	} else {
+		p.WriteLSN = d.wal.end()
+	}
+	p.ControlTimeline = stTimeline
+	p.SyncStandbyNames = slices.Clone(pg.syncNames)
+	if !pg.standby {
+		states := pg.syncStates()
+		for _, o := range pg.walSenders() {
+			if states[o.name] == "sync" {
+				p.SyncReported = append(p.SyncReported, o.name)
+			}
+		}
+	}
+	a.lastKnownPrimary = !pg.standby
+	p.LastKnownPrimary = a.lastKnownPrimary
+	if !pg.standby || p.Streaming {
+		a.notStreamingSince = time.Time{}
+	} else if a.notStreamingSince.IsZero() {
+		a.notStreamingSince = now
+	}
+	p.NotStreamingSince = a.notStreamingSince
+	return p
+}
+
+// probePeers asks every other member in the view for its state, in
+// parallel, bounded by peer_timeout.
+func (c *actx) probePeers(view *cluster.Cluster) []ha.Peer {
+	a := c.a
+	if view == nil {
+		return nil
+	}
+	type probe struct {
+		name string
+		r    *peerReq
+	}
+	var probes []probe
+	for _, mv := range view.SortedMembers() {
+		to := a.s.byName[mv.Name]
+		if mv.Name == a.m.name || mv.APIURL == "" || to == nil {
+			continue
+		}
+		probes = append(probes, probe{mv.Name, a.peerRequest(to, func() (any, bool) {
+			ta := to.agent
+			if ta == nil || !to.agentRunning() || !ta.apiUp {
+				return nil, false
+			}
+			return ta.snap, true
+		})})
+	}
+	deadline := c.deadline(a.dyn.PeerTimeoutDuration())
+	c.p.waitFor(func() bool {
+		for _, pr := range probes {
+			if !pr.r.done {
+				return !a.m.mono().Before(deadline)
+			}
+		}
+		return true
+	})
+	var peers []ha.Peer
+	for _, pr := range probes {
+		p := ha.Peer{Name: pr.name}
+		if pr.r.done {
+			sn := pr.r.res.(snapshot)
+			p.Reachable = true
+			p.Role, p.State, p.Timeline, p.Priority = sn.role, sn.state, sn.timeline, sn.priority
+			if !sn.set {
+				p.Role, p.State = cluster.RoleUninitialized, "unknown"
+			}
+			if sn.state == cluster.StateRunning {
+				if sn.role == cluster.RolePrimary {
+					p.LSN = sn.xlog
+				} else {
+					recv := sn.recv
+					if recv == 0 {
+						recv = sn.replay
+					}
+					p.LSN = max(recv, sn.replay)
+				}
+			}
+		}
+		peers = append(peers, p)
+	}
+	return peers
+}
+
+// memberState is the PostgreSQL state the member reports.
+func (a *agent) memberState(p ha.Postgres) string {
+	switch {
+	case a.task != nil:
+		return a.task.state
+	case p.DataDir == ha.DataDirEmpty:
+		return cluster.StateStopped
+	case p.Running && p.Answered:
+		return cluster.StateRunning
+	case p.Running:
+		return cluster.StateStarting
+	case a.rewindFailed:
+		return cluster.StateRewindFailed
+	case a.startFailed:
+		return cluster.StateStartFailed
+	case a.expectRunning:
+		return cluster.StateCrashed
+	}
+	return cluster.StateStopped
+}
+
+func roleOf(p ha.Postgres) string {
+	switch {
+	case p.DataDir == ha.DataDirEmpty:
+		return cluster.RoleUninitialized
+	case p.Running && p.Answered && !p.InRecovery:
+		return cluster.RolePrimary
+	}
+	return cluster.RoleReplica
+}
+
+// timeline is the observed timeline, else the last one known.
+func (a *agent) timeline(p ha.Postgres) int {
+	if tl := max(p.Timeline, p.ControlTimeline); tl > 0 {
+		a.lastTimeline = tl
+	}
+	return a.lastTimeline
+}
+
+// publish writes the member key and the REST snapshot.
+func (c *actx) publish(o ha.Observation) {
+	a := c.a
+	p := o.PG
+	state := a.memberState(p)
+	role := roleOf(p)
+	if a.task != nil && role == cluster.RolePrimary {
+		role = cluster.RoleReplica
+	}
+	mv := cluster.Member{
+		ConnURL:  "postgres://" + a.m.name + ":5432/postgres",
+		APIURL:   "http://" + a.m.name + ":8008/patroni",
+		State:    state,
+		Role:     role,
+		Version:  agentVersion,
+		Timeline: a.timeline(p),
+		Pause:    a.dyn.Pause,
+	}
+	if tags := a.m.tags; tags != (cluster.Tags{}) {
+		mv.Tags = &tags
+	}
+	if p.Answered {
+		lsn := p.LSN()
+		mv.XLogLocation = &lsn
+		if p.InRecovery {
+			recv, replay := p.ReceiveLSN, p.ReplayLSN
+			mv.ReceiveLSN, mv.ReplayLSN = &recv, &replay
+			mv.ReplicationState = cluster.ReplicationArchive
+			if p.Streaming {
+				mv.ReplicationState = cluster.ReplicationStreaming
+			}
+		}
+	}
+	if a.keyOnMyLease {
+		done := !a.checkpointPending
+		mv.CheckpointAfterPromote = &done
+	}
+	_ = c.touchMember(c.deadline(a.dyn.RetryTimeoutDuration()), mv)
+	a.snap = snapshot{
+		set: true, role: role, state: state, timeline: mv.Timeline,
+		xlog: p.WriteLSN, recv: p.ReceiveLSN, replay: p.ReplayLSN,
+		priority: a.m.tags.Priority(),
+	}
+}
+
+// shutdown is the agent's clean exit: stop PostgreSQL, then release the
+// key, then delete the member key.
+func (c *actx) shutdown() {
+	a := c.a
+	a.guard.disarm()
+	if t := a.task; t != nil {
+		until := c.deadline(30 * time.Second)
+		c.p.waitFor(func() bool { return t.done || !a.m.mono().Before(until) })
+		if t.done {
+			a.finishTask(t)
+		}
+	}
+	wasLeader := a.keyOnMyLease
+	if a.m.pg.running {
+		if err := c.pgStop(false, 20*time.Second); err != nil {
+			return
+		}
+	}
+	if a.fence != nil {
+		a.fence.stop()
+	}
+	if wasLeader {
+		if err := c.releaseLeader(c.deadline(30 * time.Second)); err == nil {
+			a.tracef("released the leader key at shutdown")
+		}
+	}
+	_ = c.deleteMember(c.deadline(30 * time.Second))
+}

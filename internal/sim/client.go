@@ -1,0 +1,511 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// dialTimeout bounds the agent's initial connection check (dcs.Open).
+const dialTimeout = 2 * time.Second
+
+// leaseState mirrors dcs.LeaseState, plus the true send time of the
+// confirmed request for the checker.
+type leaseState struct {
+	ID              int64
+	ConfirmedSentAt time.Time
+	Regranted       bool
+	sentTrue        time.Duration
+}
+
+// dcsClient is the state package dcs keeps in its Client: the lease and
+// the write caches. It belongs to one agent incarnation.
+type dcsClient struct {
+	lease     leaseState
+	leaseGone bool
+	member    writeCache
+	status    writeCache
+}
+
+type writeCache struct {
+	valid bool
+	value any
+	lease int64
+}
+
+// actx is a blocking context: the agent and the process (loop or task)
+// making the calls.
+type actx struct {
+	a *agent
+	p *proc
+}
+
+func (c *actx) mono() time.Time { return c.a.m.mono() }
+
+// sleep waits d on the member's monotonic clock.
+func (c *actx) sleep(d time.Duration) {
+	until := c.mono().Add(d)
+	c.p.waitFor(func() bool { return !c.a.m.mono().Before(until) })
+}
+
+// deadline is now + d on the member's monotonic clock.
+func (c *actx) deadline(d time.Duration) time.Time { return c.mono().Add(d) }
+
+// req bounds one request by the client's request timeout (retry_timeout)
+// and the caller's deadline.
+func (c *actx) req(parent time.Time) time.Time {
+	d := c.deadline(c.a.requestTimeout)
+	if parent.Before(d) {
+		return parent
+	}
+	return d
+}
+
+// rpc sends one request to the DCS. op runs on the server when, and if,
+// the request arrives; its answer counts only if the reply arrives before
+// the deadline. A timed-out request may still have taken effect.
+func (c *actx) rpc(deadline time.Time, op func(d *dcsServer) (any, error)) (any, error) {
+	a, s, m := c.a, c.a.s, c.a.m
+	type call struct {
+		done   bool
+		gaveUp bool
+		res    any
+		err    error
+	}
+	r := &call{}
+	if !a.m.mono().Before(deadline) {
+		return nil, errTimeout // an expired context sends nothing
+	}
+	s.after(s.latency(), func() {
+		if !s.dcsReachable(m) {
+			return
+		}
+		s.dcs.late = r.gaveUp
+		res, err := op(s.dcs)
+		s.dcs.late = false
+		s.after(s.latency(), func() {
+			if s.dcsReachable(m) {
+				r.done, r.res, r.err = true, res, err
+			}
+		})
+	})
+	c.p.waitFor(func() bool { return r.done || !a.m.mono().Before(deadline) })
+	if !r.done {
+		r.gaveUp = true
+		return nil, errTimeout
+	}
+	return r.res, r.err
+}
+
+// connect is dcs.Open: a linearizable read within the dial timeout,
+// retried with backoff until it works.
+func (c *actx) connect() {
+	backoff := time.Second
+	for {
+		_, err := c.rpc(c.deadline(dialTimeout), func(d *dcsServer) (any, error) { return d.rev, nil })
+		if err == nil {
+			return
+		}
+		c.a.tracef("cannot reach etcd; retrying in %s", backoff)
+		c.sleep(backoff)
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (c *actx) markLeaseGone(id int64) {
+	if c.a.cl.lease.ID == id {
+		c.a.cl.leaseGone = true
+	}
+}
+
+func (c *actx) noteLeaseError(id int64, err error) {
+	if errors.Is(err, errLeaseNotFound) {
+		c.markLeaseGone(id)
+	}
+}
+
+// renewLease is dcs.Client.RefreshLease: a keep-alive for the current
+// lease, or a grant when there is none or the DCS no longer knows it. On
+// error the last confirmed state is returned.
+func (c *actx) renewLease(parent time.Time) (leaseState, error) {
+	cl := &c.a.cl
+	cur, gone := cl.lease, cl.leaseGone
+	if cur.ID != 0 && !gone {
+		st, err := c.keepAlive(parent, cur.ID)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, errLeaseNotFound) {
+			return cur, fmt.Errorf("refresh lease %x: %w", cur.ID, err)
+		}
+		c.markLeaseGone(cur.ID)
+	}
+	st, err := c.grant(parent)
+	if err != nil {
+		return cur, fmt.Errorf("grant lease: %w", err)
+	}
+	return st, nil
+}
+
+func (c *actx) keepAlive(parent time.Time, id int64) (leaseState, error) {
+	sent, sentTrue := c.mono(), c.a.s.now
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if !d.keepAlive(id) {
+			return nil, errLeaseNotFound
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return leaseState{}, err
+	}
+	st := leaseState{ID: id, ConfirmedSentAt: sent, sentTrue: sentTrue}
+	if c.a.cl.lease.ID != id {
+		return st, nil
+	}
+	c.a.cl.lease = st
+	return st, nil
+}
+
+func (c *actx) grant(parent time.Time) (leaseState, error) {
+	sent, sentTrue := c.mono(), c.a.s.now
+	m := c.a.m
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.grant(m).id, nil })
+	if err != nil {
+		return leaseState{}, err
+	}
+	st := leaseState{ID: res.(int64), ConfirmedSentAt: sent, Regranted: true, sentTrue: sentTrue}
+	c.a.cl.lease, c.a.cl.leaseGone = st, false
+	return st, nil
+}
+
+func (c *actx) currentLease() (int64, error) {
+	cl := c.a.cl
+	switch {
+	case cl.lease.ID == 0:
+		return 0, errors.New("no lease yet; RefreshLease first")
+	case cl.leaseGone:
+		return 0, fmt.Errorf("lease %x is gone; RefreshLease first", cl.lease.ID)
+	}
+	return cl.lease.ID, nil
+}
+
+// load is dcs.Client.Load: one linearizable read of the prefix.
+func (c *actx) load(parent time.Time) (*cluster.Cluster, error) {
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.snapshot(), nil })
+	if err != nil {
+		return nil, fmt.Errorf("dcs: load: %w", err)
+	}
+	view := res.(*cluster.Cluster)
+	c.noteLoaded(view)
+	return view, nil
+}
+
+// noteLoaded drops write caches of keys that changed under us.
+func (c *actx) noteLoaded(view *cluster.Cluster) {
+	cl := &c.a.cl
+	if m := view.Member(c.a.m.name); m == nil {
+		cl.member = writeCache{}
+	} else if cl.member.valid {
+		cached := cl.member.value.(cluster.Member)
+		cur := copyMember(*m)
+		cur.Name, cur.Revision = "", 0
+		if !reflect.DeepEqual(cached, cur) {
+			cl.member = writeCache{}
+		}
+	}
+	if cl.status.valid && !reflect.DeepEqual(cl.status.value, view.Status) {
+		cl.status = writeCache{}
+	}
+}
+
+// acquireLeader creates the leader key on the current lease if absent.
+func (c *actx) acquireLeader(parent time.Time) (bool, error) {
+	id, err := c.currentLease()
+	if err != nil {
+		return false, fmt.Errorf("dcs: acquire leader: %w", err)
+	}
+	name := c.a.m.name
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if d.get(keyLeader) != nil {
+			return false, nil
+		}
+		if err := d.put(keyLeader, name, id); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+	if err != nil {
+		c.noteLeaseError(id, err)
+		return false, fmt.Errorf("dcs: acquire leader: %w", err)
+	}
+	return res.(bool), nil
+}
+
+// updateLeader confirms the leader key holds our name on our lease, and
+// re-attaches it (value compare) when it holds our name on another lease.
+func (c *actx) updateLeader(parent time.Time) (bool, error) {
+	id, err := c.currentLease()
+	if err != nil {
+		return false, fmt.Errorf("dcs: update leader: %w", err)
+	}
+	name := c.a.m.name
+	deadline := c.req(parent)
+	res, err := c.rpc(deadline, func(d *dcsServer) (any, error) {
+		e := d.get(keyLeader)
+		switch {
+		case e != nil && e.value == name && e.lease == id:
+			return "ok", nil
+		case e == nil || e.value != name:
+			return "other", nil
+		}
+		return "reattach", nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("dcs: update leader: %w", err)
+	}
+	switch res.(string) {
+	case "ok":
+		return true, nil
+	case "other":
+		return false, nil
+	}
+	res, err = c.rpc(deadline, func(d *dcsServer) (any, error) {
+		if e := d.get(keyLeader); e == nil || e.value != name {
+			return false, nil
+		}
+		if err := d.put(keyLeader, name, id); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+	if err != nil {
+		c.noteLeaseError(id, err)
+		return false, fmt.Errorf("dcs: update leader: re-attach: %w", err)
+	}
+	return res.(bool), nil
+}
+
+// releaseLeader deletes the leader key if it holds our name.
+func (c *actx) releaseLeader(parent time.Time) error {
+	m := c.a.m
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if e := d.get(keyLeader); e != nil && e.value == m.name {
+			d.del(keyLeader)
+			if d.late {
+				m.lateRelease = d.s.now
+				d.s.tracef("dcs: %s's release of the leader key arrived after it had given up on it", m.name)
+			}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("dcs: release leader: %w", err)
+	}
+	return nil
+}
+
+// touchMember writes the member key on the current lease, unless unchanged.
+func (c *actx) touchMember(parent time.Time, mv cluster.Member) error {
+	id, err := c.currentLease()
+	if err != nil {
+		return fmt.Errorf("dcs: touch member: %w", err)
+	}
+	cl := &c.a.cl
+	if cl.member.valid && cl.member.lease == id && reflect.DeepEqual(cl.member.value, mv) {
+		return nil
+	}
+	key := keyMembers + c.a.m.name
+	_, err = c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return nil, d.put(key, copyMember(mv), id) })
+	if err != nil {
+		c.noteLeaseError(id, err)
+		return fmt.Errorf("dcs: touch member: %w", err)
+	}
+	cl.member = writeCache{valid: true, value: mv, lease: id}
+	return nil
+}
+
+func (c *actx) deleteMember(parent time.Time) error {
+	key := keyMembers + c.a.m.name
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { d.del(key); return nil, nil })
+	if err != nil {
+		return err
+	}
+	c.a.cl.member = writeCache{}
+	return nil
+}
+
+// writeStatus stores the leader's status unless unchanged.
+func (c *actx) writeStatus(parent time.Time, st cluster.Status) error {
+	cl := &c.a.cl
+	if cl.status.valid && reflect.DeepEqual(cl.status.value, st) {
+		return nil
+	}
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return nil, d.put(keyStatus, st, 0) })
+	if err != nil {
+		return fmt.Errorf("dcs: write status: %w", err)
+	}
+	cl.status = writeCache{valid: true, value: st}
+	return nil
+}
+
+// appendHistory appends a line with a mod-revision guarded
+// read-modify-write, skipping a timeline already recorded.
+func (c *actx) appendHistory(parent time.Time, e cluster.HistoryEntry) error {
+	for range 5 {
+		res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+			if en := d.get(keyHistory); en != nil {
+				return entry{value: slices.Clone(en.value.([]cluster.HistoryEntry)), mod: en.mod}, nil
+			}
+			return entry{}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("dcs: append history: %w", err)
+		}
+		var hist []cluster.HistoryEntry
+		en := res.(entry)
+		if en.value != nil {
+			hist = en.value.([]cluster.HistoryEntry)
+		}
+		rev := en.mod
+		for _, h := range hist {
+			if h.Timeline == e.Timeline {
+				return nil
+			}
+		}
+		next := append(slices.Clone(hist), e)
+		res, err = c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+			cur := int64(0)
+			if en := d.get(keyHistory); en != nil {
+				cur = en.mod
+			}
+			if cur != rev {
+				return false, nil
+			}
+			return true, d.put(keyHistory, next, 0)
+		})
+		if err != nil {
+			return fmt.Errorf("dcs: append history: %w", err)
+		}
+		if res.(bool) {
+			return nil
+		}
+	}
+	return errors.New("dcs: append history: history key kept changing")
+}
+
+// clearFailover deletes the failover key if its mod revision is rev (0:
+// unconditionally).
+func (c *actx) clearFailover(parent time.Time, rev int64) (bool, error) {
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		e := d.get(keyFailover)
+		if rev != 0 && (e == nil || e.mod != rev) {
+			return false, nil
+		}
+		d.del(keyFailover)
+		return true, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("dcs: clear failover: %w", err)
+	}
+	return res.(bool), nil
+}
+
+// createIfAbsent puts key unless it exists (create_revision == 0 txn).
+func (c *actx) createIfAbsent(parent time.Time, key string, value any) (bool, error) {
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if d.get(key) != nil {
+			return false, nil
+		}
+		return true, d.put(key, value, 0)
+	})
+	if err != nil {
+		return false, err
+	}
+	return res.(bool), nil
+}
+
+func (c *actx) put(parent time.Time, key string, value any) error {
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return nil, d.put(key, value, 0) })
+	return err
+}
+
+// cancelInitialize deletes the initialize key if it is still empty.
+func (c *actx) cancelInitialize(parent time.Time) error {
+	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if e := d.get(keyInitialize); e != nil && e.value == "" {
+			d.del(keyInitialize)
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// setSync writes the sync key if its mod revision is rev (0: absent).
+func (c *actx) setSync(parent time.Time, st cluster.SyncState, rev int64) (bool, error) {
+	st.Members = slices.Clone(st.Members)
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		e := d.get(keySync)
+		if (rev == 0 && e != nil) || (rev != 0 && (e == nil || e.mod != rev)) {
+			return false, nil
+		}
+		return true, d.put(keySync, st, 0)
+	})
+	if err != nil {
+		return false, fmt.Errorf("dcs: set sync: %w", err)
+	}
+	return res.(bool), nil
+}
+
+// deleteSync removes the sync key if its mod revision is rev.
+func (c *actx) deleteSync(parent time.Time, rev int64) (bool, error) {
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		if e := d.get(keySync); e == nil || e.mod != rev {
+			return false, nil
+		}
+		d.del(keySync)
+		return true, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("dcs: delete sync: %w", err)
+	}
+	return res.(bool), nil
+}
+
+// peerCall sends a request to another member (REST API or PostgreSQL).
+// answer runs at the peer when the request arrives; ok=false means no
+// answer (unreachable, down) and the caller times out.
+func (c *actx) peerCall(to *member, deadline time.Time, answer func() (any, bool)) (any, bool) {
+	r := c.a.peerRequest(to, answer)
+	c.p.waitFor(func() bool { return r.done || !c.a.m.mono().Before(deadline) })
+	return r.res, r.done
+}
+
+// peerReq is an outstanding request to a peer.
+type peerReq struct {
+	done bool
+	res  any
+}
+
+func (a *agent) peerRequest(to *member, answer func() (any, bool)) *peerReq {
+	s, m := a.s, a.m
+	r := &peerReq{}
+	s.after(s.latency(), func() {
+		if !s.peerReachable(m, to) {
+			return
+		}
+		res, ok := answer()
+		if !ok {
+			return
+		}
+		s.after(s.latency(), func() {
+			if s.peerReachable(m, to) {
+				r.done, r.res = true, res
+			}
+		})
+	})
+	return r
+}

@@ -1,0 +1,225 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// scenario runs a fault-free three-member cluster (no random faults, no
+// slow requests) with the scripted faults.
+func scenario(t *testing.T, d time.Duration, faults ...Fault) Result {
+	t.Helper()
+	return scenarioWith(t, Config{Duration: d}, faults...)
+}
+
+func scenarioWith(t *testing.T, cfg Config, faults ...Fault) Result {
+	t.Helper()
+	cfg.Seed = 7
+	cfg.TraceLen = 5000
+	cfg.Faults.Script = faults
+	cfg.Faults.SlowRequests = -1
+	r := Run(cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("trace:\n%s", strings.Join(r.Trace, "\n"))
+		}
+	})
+	for _, v := range r.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	return r
+}
+
+var dyn = cluster.DefaultDynamicConfig()
+
+// termAt returns the term running at time at, or nil.
+func termAt(r Result, at time.Duration) *Term {
+	for i := range r.Terms {
+		t := &r.Terms[i]
+		if t.Start <= at && (t.End == 0 || t.End > at) {
+			return t
+		}
+	}
+	return nil
+}
+
+// nextTerm returns the first term of another member than who starting
+// after at, or nil.
+func nextTerm(r Result, who string, at time.Duration) *Term {
+	for i := range r.Terms {
+		if t := &r.Terms[i]; t.Start > at && t.Member != who {
+			return t
+		}
+	}
+	return nil
+}
+
+// leaderBefore returns the term running just before a fault.
+func leaderBefore(t *testing.T, r Result, at time.Duration) *Term {
+	t.Helper()
+	old := termAt(r, at-time.Millisecond)
+	if old == nil {
+		t.Fatalf("no writable primary before %s", at)
+	}
+	return old
+}
+
+func TestScenarioLeaderPartitionedFromDCS(t *testing.T) {
+	at := 30 * time.Second
+	r := scenario(t, 90*time.Second, Fault{At: at, Kind: PartitionDCS, Member: "leader", Duration: 20 * time.Second})
+	old := leaderBefore(t, r, at)
+	if old.End == 0 {
+		t.Fatalf("%s stayed writable while partitioned from the DCS", old.Member)
+	}
+	// Its last confirmed renewal was sent before the partition, so it must
+	// stop within R + D_fence after it.
+	if limit := at + dyn.RenewDeadline() + dyn.FenceTimeoutDuration(); old.End > limit {
+		t.Errorf("%s stopped at %s, after the renew deadline + fence timeout (%s)", old.Member, fmtDur(old.End), fmtDur(limit))
+	}
+	next := nextTerm(r, old.Member, at)
+	if next == nil {
+		t.Fatal("no other member was promoted")
+	}
+	if next.Start <= old.End {
+		t.Errorf("%s was promoted at %s, before %s stopped at %s", next.Member, fmtDur(next.Start), old.Member, fmtDur(old.End))
+	}
+	if old.LastCommit >= next.Start {
+		t.Errorf("%s committed at %s after %s's promotion at %s", old.Member, fmtDur(old.LastCommit), next.Member, fmtDur(next.Start))
+	}
+	if d := next.Start - at; d > dyn.TTLDuration()+2*time.Second {
+		t.Errorf("promotion took %s after the partition, want about TTL (%s)", d, dyn.TTLDuration())
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal: %s", r.Stats.Unhealed)
+	}
+}
+
+func TestScenarioLeaderHostKilled(t *testing.T) {
+	at := 30 * time.Second
+	r := scenario(t, 120*time.Second, Fault{At: at, Kind: KillNode, Member: "leader", Duration: 40 * time.Second})
+	old := leaderBefore(t, r, at)
+	next := nextTerm(r, old.Member, at)
+	if next == nil || next.How != "promote" {
+		t.Fatalf("no replica was promoted after the leader's host was killed: %+v", next)
+	}
+	// The lease expires TTL after the last keep-alive (at most one loop
+	// before the kill); the replicas race as soon as the key is gone.
+	d := next.Start - at
+	if d < dyn.TTLDuration()-dyn.LoopWaitDuration()-100*time.Millisecond || d > dyn.TTLDuration()+1500*time.Millisecond {
+		t.Errorf("%s was promoted %s after the kill, want about TTL (%s)", next.Member, d, dyn.TTLDuration())
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal after the old leader came back: %s", r.Stats.Unhealed)
+	}
+}
+
+func TestScenarioNodePausedLongerThanTTL(t *testing.T) {
+	at, pause := 30*time.Second, 2*dyn.TTLDuration()
+	r := scenario(t, 90*time.Second, Fault{At: at, Kind: PauseNode, Member: "leader", Duration: pause})
+	old := leaderBefore(t, r, at)
+	next := nextTerm(r, old.Member, at)
+	if next == nil || next.Start > at+pause {
+		t.Fatalf("no member was promoted while the leader's node was frozen: %+v", next)
+	}
+	if old.LastCommit >= next.Start {
+		t.Errorf("the old leader %s committed at %s, after %s's promotion at %s", old.Member, fmtDur(old.LastCommit), next.Member, fmtDur(next.Start))
+	}
+	if old.End == 0 || old.End > at+pause+50*time.Millisecond {
+		t.Errorf("the old leader %s was not stopped as it resumed at %s (term end %s)", old.Member, fmtDur(at+pause), fmtDur(old.End))
+	}
+	if len(r.Stats.NeedsWatchdog) > 0 {
+		t.Errorf("stale primaries: %v", r.Stats.NeedsWatchdog)
+	}
+	if !r.Stats.Healed {
+		t.Errorf("the old leader did not rejoin: %s", r.Stats.Unhealed)
+	}
+}
+
+func TestScenarioPostmasterCrash(t *testing.T) {
+	at := 30 * time.Second
+	r := scenario(t, 60*time.Second, Fault{At: at, Kind: KillPostmaster, Member: "leader"})
+	old := leaderBefore(t, r, at)
+	if r.Stats.Promotions != 0 {
+		t.Errorf("%d promotions after a postmaster crash, want a restart in place", r.Stats.Promotions)
+	}
+	next := termAt(r, at+10*time.Second)
+	if next == nil || next.Member != old.Member || next.How != "start" {
+		t.Fatalf("the leader %s was not restarted in place: %+v", old.Member, next)
+	}
+	if d := next.Start - at; d > 3*time.Second {
+		t.Errorf("restart in place took %s", d)
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal: %s", r.Stats.Unhealed)
+	}
+}
+
+func TestScenarioDCSOutage(t *testing.T) {
+	at, outage := 30*time.Second, 20*time.Second
+	r := scenario(t, 90*time.Second, Fault{At: at, Kind: DCSOutage, Duration: outage})
+	old := leaderBefore(t, r, at)
+	for _, tm := range r.Terms {
+		if tm.Start > at && tm.Start < at+outage && tm.Member != old.Member {
+			t.Errorf("%s became writable during the DCS outage at %s", tm.Member, fmtDur(tm.Start))
+		}
+	}
+	if r.Stats.Promotions != 0 {
+		t.Errorf("%d promotions, want none: the leader key survives the outage", r.Stats.Promotions)
+	}
+	// The leader fences at its renew deadline: R after its last confirmed
+	// renewal, which was sent at most a loop (plus latency) before the
+	// outage.
+	lo := at + dyn.RenewDeadline() - dyn.LoopWaitDuration() - 100*time.Millisecond
+	hi := at + dyn.RenewDeadline() + dyn.FenceTimeoutDuration()
+	if old.End < lo || old.End > hi {
+		t.Errorf("leader %s stopped at %s, want at its renew deadline (between %s and %s)", old.Member, fmtDur(old.End), fmtDur(lo), fmtDur(hi))
+	}
+	if after := termAt(r, at+outage+10*time.Second); after == nil || after.Member != old.Member {
+		t.Errorf("after the outage, want %s writable again (restart in place), got %+v", old.Member, after)
+	}
+}
+
+// TestCheckerCatchesSlowFencing breaks the timing assumption (every
+// immediate stop outlasts fence_timeout) and expects the checker to find a
+// second writer. The fence process is left out: its SIGKILL at R + D/2 does
+// not depend on how long an immediate stop takes.
+func TestCheckerCatchesSlowFencing(t *testing.T) {
+	var script []Fault
+	for at := 30 * time.Second; at < 170*time.Second; at += 20 * time.Second {
+		script = append(script, Fault{At: at, Kind: PartitionDCS, Member: "leader", Duration: 10 * time.Second})
+	}
+	for seed := int64(1); seed <= 5; seed++ {
+		r := Run(Config{Seed: seed, NoFenceProcess: true, Faults: FaultConfig{Script: script, FenceOverrun: 4}})
+		if r.Failed() && r.Violations[0].Kind == "single-writer" {
+			return
+		}
+	}
+	t.Fatal("fencing slower than fence_timeout went unnoticed")
+}
+
+// TestWithoutFenceProcess pauses the leader's agent (not PostgreSQL) for
+// longer than TTL: without the fence process its PostgreSQL keeps
+// committing after another member's promotion, which the checker
+// classifies as needs_watchdog; with it, the postmaster is killed at the
+// deadline.
+func TestWithoutFenceProcess(t *testing.T) {
+	at := 30 * time.Second
+	pause := Fault{At: at, Kind: PauseAgent, Member: "leader", Duration: 3 * dyn.TTLDuration()}
+
+	r := scenarioWith(t, Config{Duration: 90 * time.Second, NoFenceProcess: true}, pause)
+	if r.Stats.NeedsWatchdog["agent paused"] == 0 {
+		t.Errorf("without the fence process, want a stale primary classified as needs_watchdog, got %v", r.Stats.NeedsWatchdog)
+	}
+
+	r = scenarioWith(t, Config{Duration: 90 * time.Second}, pause)
+	if len(r.Stats.NeedsWatchdog) > 0 {
+		t.Errorf("with the fence process: stale primaries %v", r.Stats.NeedsWatchdog)
+	}
+	old := leaderBefore(t, r, at)
+	if limit := at + dyn.RenewDeadline() + dyn.FenceTimeoutDuration(); old.End == 0 || old.End > limit {
+		t.Errorf("the fence process did not stop %s by %s (term end %s)", old.Member, fmtDur(limit), fmtDur(old.End))
+	}
+}
