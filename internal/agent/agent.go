@@ -54,8 +54,11 @@ type Agent struct {
 	lastKnownPrimary  bool
 	following         string
 	lastTimeline      int
-	pendingRestart    map[string]cluster.ParamChange
-	replicaTimeline   int
+	// syncSetLSN and syncSetAt: see Postgres.SyncSetLSN in package ha.
+	syncSetLSN      int64
+	syncSetAt       time.Time
+	pendingRestart  map[string]cluster.ParamChange
+	replicaTimeline int
 	// upstream is the leader (name and timeline) the replica was last
 	// asked to follow; a change restarts the not-streaming clock.
 	upstream     string

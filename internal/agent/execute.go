@@ -150,6 +150,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		if err := a.pg.SetSyncStandbys(sctx, act.Names); err != nil {
 			return err
 		}
+		a.syncSetLSN, a.syncSetAt = 0, time.Now()
 		a.log.Info("synchronous_standby_names changed", "action", "set_sync_standbys", "standbys", act.Names, "reason", d.Reason)
 	case ha.PublishSync:
 		return a.publishSync(ctx, o, act.Names, d.Reason)

@@ -91,11 +91,23 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.ReplayLSN = st.ReplayLSN
 	p.Streaming = st.ReplicationState == "streaming"
 	p.SyncStandbyNames = postgres.ParseSyncStandbyNames(st.SyncStandbyNames)
+	p.StandbyFlush = make(map[string]int64, len(st.Replication))
 	for _, r := range st.Replication {
+		p.StandbyFlush[r.ApplicationName] = r.FlushLSN
 		if r.SyncState == "sync" {
 			p.SyncReported = append(p.SyncReported, r.ApplicationName)
 		}
 	}
+	// The first observation well after a synchronous_standby_names change
+	// (the reload has reached every backend) fixes the position every
+	// newly synchronous standby must reach before it is published.
+	if !st.InRecovery && a.syncSetLSN == 0 && time.Since(a.syncSetAt) >= syncSettle {
+		a.syncSetLSN = st.WriteLSN
+	}
+	if st.InRecovery {
+		a.syncSetLSN, a.syncSetAt = 0, time.Now()
+	}
+	p.SyncSetLSN = a.syncSetLSN
 	if pending, err := a.pg.PendingRestart(qctx); err == nil {
 		a.pendingRestart = pending
 	}
@@ -109,3 +121,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.NotStreamingSince = a.notStreamingSince
 	return p
 }
+
+// syncSettle is how long after a synchronous_standby_names reload the agent
+// waits before taking the primary's WAL position as the catch-up point.
+const syncSettle = 500 * time.Millisecond

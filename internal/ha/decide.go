@@ -341,8 +341,10 @@ func decideRace(o Observation) Decision {
 			return decide(fmt.Sprintf("no leader key, but %s still runs as primary; not racing", p.Name))
 		case p.Priority <= 0:
 			continue
-		case o.Config.SynchronousMode.Enabled() && !o.Cluster.Sync.Has(p.Name):
+		case o.Config.SynchronousMode.Enabled() && !syncEligible(o.Cluster, p.Name):
 			continue // cannot be promoted, so it does not block the race
+		case p.Timeline > 0 && p.Timeline < o.PG.Timeline:
+			continue // on an older timeline: ineligible, so it must not block the race
 		case p.LSN > mine:
 			return decide(fmt.Sprintf("%s has more WAL (%s > %s); not racing",
 				p.Name, cluster.FormatLSN(p.LSN), cluster.FormatLSN(mine)))
@@ -375,7 +377,7 @@ func ineligible(o Observation) string {
 		return fmt.Sprintf("leader %s was acknowledged through failsafe_mode %s ago", f.Leader,
 			o.Now.Sub(f.HeardAt).Round(time.Millisecond))
 	}
-	if o.Config.SynchronousMode.Enabled() && !c.Sync.Has(o.Self.Name) {
+	if o.Config.SynchronousMode.Enabled() && !syncEligible(c, o.Self.Name) {
 		return "synchronous mode is on and this member is not a published synchronous standby, so it may miss acknowledged commits"
 	}
 	if opt := c.Status.Optime; opt > 0 {
@@ -385,4 +387,11 @@ func ineligible(o Observation) string {
 		}
 	}
 	return ""
+}
+
+// syncEligible reports whether name holds every acknowledged commit in
+// synchronous mode: a published synchronous standby, or the leader that
+// published the sync key (it wrote those commits itself).
+func syncEligible(c *cluster.Cluster, name string) bool {
+	return c.Sync.Has(name) || (c.Sync != nil && c.Sync.Leader == name)
 }

@@ -123,6 +123,14 @@ type Postgres struct {
 	// SyncReported are the standbys pg_stat_replication reports with
 	// sync_state "sync": PostgreSQL waits for them on every commit.
 	SyncReported []string
+	// SyncSetLSN is the primary's WAL position observed once its current
+	// synchronous_standby_names had surely taken effect (0 while a change
+	// is pending). Every commit acknowledged without the new standbys lies
+	// at or before it.
+	SyncSetLSN int64
+	// StandbyFlush maps each standby (application_name) to the WAL
+	// position it has durably received, from pg_stat_replication.
+	StandbyFlush map[string]int64
 }
 
 // LSN returns the WAL position that counts for comparisons: the write

@@ -68,8 +68,15 @@ func decideSync(o Observation) (Decision, bool) {
 		}
 		return decide(reason, Action{Kind: SetSyncStandbys, Names: want}, act(LeaderHousekeeping)), true
 	}
-	// 3. Publish the members PostgreSQL now waits for.
-	confirmed := intersect(desired, o.PG.SyncReported)
+	// 3. Publish the members PostgreSQL now waits for and that hold every
+	// commit acknowledged before it started waiting for them (commits
+	// acknowledged asynchronously, or by another standby).
+	var confirmed []string
+	for _, name := range intersect(desired, o.PG.SyncReported) {
+		if o.PG.SyncSetLSN > 0 && o.PG.StandbyFlush[name] >= o.PG.SyncSetLSN {
+			confirmed = append(confirmed, name)
+		}
+	}
 	if add := minus(confirmed, published); len(add) > 0 {
 		names := append(slices.Clone(published), add...)
 		sort.Strings(names)

@@ -42,13 +42,36 @@ func TestDecideSync(t *testing.T) {
 			want: SetSyncStandbys, names: []string{"n2"},
 		},
 		{
-			name: "published only once PostgreSQL reports it synchronous",
+			name: "published once PostgreSQL reports it synchronous and it holds every earlier commit",
 			obs: syncWorld("n1", func(o *Observation) {
 				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
 				o.PG.SyncStandbyNames = []string{"n2"}
 				o.PG.SyncReported = []string{"n2"}
+				o.PG.SyncSetLSN = 900
+				o.PG.StandbyFlush = map[string]int64{"n2": 900}
 			}),
 			want: PublishSync, names: []string{"n2"},
+		},
+		{
+			name: "not published before it caught up with commits acknowledged without it",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.PG.SyncReported = []string{"n2"}
+				o.PG.SyncSetLSN = 900
+				o.PG.StandbyFlush = map[string]int64{"n2": 899}
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "not published while the synchronous_standby_names change may still be taking effect",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.PG.SyncReported = []string{"n2"}
+				o.PG.StandbyFlush = map[string]int64{"n2": 5000}
+			}),
+			want: LeaderHousekeeping,
 		},
 		{
 			name: "not published while PostgreSQL does not report it",
@@ -203,5 +226,31 @@ func TestSyncModePromotion(t *testing.T) {
 	})
 	if d := Decide(sw); !d.Is(ClearFailover) || !strings.Contains(d.Reason, "not a synchronous standby") {
 		t.Fatalf("switchover to an asynchronous replica: %s (%s)", d.Summary(), d.Reason)
+	}
+}
+
+func TestRaceNotBlockedByStalePeers(t *testing.T) {
+	o := newWorld("n2").with(func(o *Observation) {
+		noLeader(o)
+		o.PG.Timeline = 2
+		o.Cluster.History = []cluster.HistoryEntry{{Timeline: 1}}
+		o.PeersProbed = true
+		// n3 has more WAL but on the old timeline: it cannot be promoted.
+		o.Peers = []Peer{{Name: "n3", Reachable: true, Role: "replica", State: "running", LSN: 5000, Timeline: 1, Priority: 1}}
+	})
+	if d := Decide(o); !d.Is(AcquireLeader) {
+		t.Fatalf("blocked by a stale peer: %s (%s)", d.Summary(), d.Reason)
+	}
+}
+
+func TestFormerSyncLeaderIsEligible(t *testing.T) {
+	o := syncWorld("n1", func(o *Observation) {
+		noLeader(o)
+		o.PG.InRecovery = true // it came back as a read-only standby
+		o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+		o.PeersProbed = true
+	})
+	if d := Decide(o); !d.Is(AcquireLeader) {
+		t.Fatalf("former sync leader refused: %s (%s)", d.Summary(), d.Reason)
 	}
 }

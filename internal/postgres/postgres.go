@@ -162,6 +162,7 @@ func New(o Options) (*Instance, error) {
 			i.log.Warn("ignoring parameter that Regent controls itself", "parameter", name)
 		}
 	}
+	i.syncNames = managedSyncNames(dd)
 	i.pool = newConnPool(2, i.connect)
 	return i, nil
 }

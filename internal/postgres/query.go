@@ -20,6 +20,8 @@ type Replica struct {
 	SyncState       string
 	SentLSN         int64
 	ReplayLSN       int64
+	// FlushLSN is what the standby has durably received.
+	FlushLSN int64
 }
 
 // State is what Regent learns from the running server.
@@ -76,7 +78,7 @@ FROM pg_stat_wal_receiver`
 
 const replicationSQL = `SELECT coalesce(application_name, ''), coalesce(host(client_addr), ''),
        coalesce(state, ''), coalesce(sync_state, ''),
-       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, '')
+       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, ''), coalesce(flush_lsn::text, '')
 FROM pg_stat_replication ORDER BY application_name`
 
 // Query reads the server's state over one pooled superuser connection.
@@ -143,8 +145,8 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 		}
 		for rows.Next() {
 			var r Replica
-			var sent, rep string
-			if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.State, &r.SyncState, &sent, &rep); err != nil {
+			var sent, rep, flush string
+			if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.State, &r.SyncState, &sent, &rep, &flush); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan pg_stat_replication: %w", err)
 			}
@@ -153,6 +155,10 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 				return err
 			}
 			if r.ReplayLSN, err = optLSN(&rep); err != nil {
+				rows.Close()
+				return err
+			}
+			if r.FlushLSN, err = optLSN(&flush); err != nil {
 				rows.Close()
 				return err
 			}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,4 +62,27 @@ func (i *Instance) SetSyncStandbys(ctx context.Context, names []string) error {
 		return nil // unchanged, or written at the next start
 	}
 	return i.Reload(ctx)
+}
+
+// managedSyncNames reads synchronous_standby_names back from the
+// postgresql.conf Regent wrote, so a restarted agent keeps what a running
+// primary enforces instead of rewriting it empty (which would let commits
+// be acknowledged asynchronously while the sync key still names standbys).
+func managedSyncNames(dataDir string) []string {
+	b, err := os.ReadFile(filepath.Join(dataDir, confFile))
+	if err != nil || !strings.HasPrefix(string(b), managedHeader) {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "synchronous_standby_names" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+			v = strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+		}
+		return ParseSyncStandbyNames(v)
+	}
+	return nil
 }
