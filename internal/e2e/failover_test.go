@@ -159,6 +159,29 @@ func TestClusterLifecycle(t *testing.T) {
 		if n := count(t, c, leader, "items"); n != 152 {
 			t.Fatalf("third leader has %d rows, want 152", n)
 		}
+		// The remaining replica follows the new timeline but has made no
+		// restartpoint on it yet: its pg_control still names the old one.
+		// Killed now and restarted, it must rejoin (pg_rewind finds nothing
+		// to do), not stop in "rewind failed".
+		replica := otherThan(c, leader, second)
+		waitFor(t, c, time.Minute, replica+" streaming on timeline 3", func(v *cluster.Cluster) bool {
+			m := v.Member(replica)
+			return m != nil && m.Timeline == 3 && m.ReplicationState == cluster.ReplicationStreaming
+		})
+		rpm := c.PostmasterPID(replica)
+		if err := c.Kill(replica); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(rpm, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(replica); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c, 2*time.Minute, replica+" streaming again after a kill", func(v *cluster.Cluster) bool {
+			m := v.Member(replica)
+			return m != nil && m.Timeline == 3 && m.ReplicationState == cluster.ReplicationStreaming
+		})
 		if err := c.Start(second); err != nil {
 			t.Fatal(err)
 		}

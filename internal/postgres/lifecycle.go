@@ -179,6 +179,9 @@ func (i *Instance) Start(ctx context.Context, so StartOptions) error {
 	if err := i.killOrphans(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	if err := i.removeStaleLockFile(); err != nil {
+		return err
+	}
 	i.mu.Lock()
 	i.primConn, i.primSlot = so.PrimaryConnInfo, so.SlotName
 	i.mu.Unlock()

@@ -178,3 +178,22 @@ func KillPostmaster(dataDir string) bool {
 	}
 	return killed
 }
+
+// removeStaleLockFile deletes postmaster.pid when the PID it names is not a
+// live postmaster of this data directory: after a kill -9, the old
+// postmaster can linger as a zombie (its parent, the agent, died too, and
+// not every init reaps orphans promptly), and PostgreSQL's own check
+// (kill(pid, 0)) would then refuse to start or to run pg_rewind's crash
+// recovery. A zombie has no cmdline, so isPostmasterFor rejects it.
+func (i *Instance) removeStaleLockFile() error {
+	pid, err := readPidFile(i.dataDir)
+	if err != nil || isPostmasterFor(pid, i.dataDir) {
+		return nil
+	}
+	path := filepath.Join(i.dataDir, "postmaster.pid")
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", path, err)
+	}
+	i.log.Warn("removed a stale postmaster.pid", "pid", pid)
+	return nil
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"time"
@@ -226,6 +229,19 @@ func (i *Instance) Rewind(ctx context.Context, src ConnInfo) error {
 	}
 	if src.DBName == "" {
 		src.DBName = "postgres"
+	}
+	// pg_rewind brings a target that was not shut down cleanly to a clean
+	// state with single-user crash recovery, which refuses to run in
+	// standby mode ("standby mode is not supported by single-user
+	// servers"). A replica killed while streaming is such a target, so drop
+	// the signal files first; Start writes standby.signal again.
+	for _, f := range []string{"standby.signal", "recovery.signal"} {
+		if err := os.Remove(filepath.Join(i.dataDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("rewind: remove %s: %w", f, err)
+		}
+	}
+	if err := i.removeStaleLockFile(); err != nil {
+		return fmt.Errorf("rewind: %w", err)
 	}
 	pw := src.Password
 	src.Password = ""
