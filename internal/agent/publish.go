@@ -120,12 +120,14 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 	}
 	snap.WALDiskFreeBytes, snap.WALDiskTotalBytes = walDisk(a.cfg.PostgreSQL.DataDir)
 	if a.pgAnswered {
+		snap.XLogPaused = a.lastPG.ReplayPaused
+		snap.ReplayedTimestamp = a.lastPG.ReplayedTimestamp
 		snap.ServerVersion = a.lastPG.ServerVersion
 		snap.PostmasterStartTime = a.lastPG.PostmasterStartTime
 		for _, r := range a.lastPG.Replication {
 			snap.Replication = append(snap.Replication, api.Replica{
 				ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr, State: r.State, SyncState: r.SyncState,
-				SentLSN: r.SentLSN, ReplayLSN: r.ReplayLSN,
+				SentLSN: r.SentLSN, ReplayLSN: r.ReplayLSN, ReplayLagSeconds: r.ReplayLagSeconds,
 			})
 		}
 	}

@@ -22,6 +22,8 @@ type Replica struct {
 	ReplayLSN       int64
 	// FlushLSN is what the standby has durably received.
 	FlushLSN int64
+	// ReplayLagSeconds is pg_stat_replication.replay_lag in seconds.
+	ReplayLagSeconds float64
 }
 
 // State is what Regent learns from the running server.
@@ -55,6 +57,10 @@ type State struct {
 	// SyncStandbyNames is the raw synchronous_standby_names setting; see
 	// ParseSyncStandbyNames.
 	SyncStandbyNames string
+	// ReplayPaused is pg_is_wal_replay_paused() on a standby.
+	ReplayPaused bool
+	// ReplayedTimestamp is pg_last_xact_replay_timestamp() (nil if none).
+	ReplayedTimestamp *time.Time
 }
 
 // The recovery flag is evaluated once, in a subquery that is not flattened
@@ -70,7 +76,9 @@ const stateSQL = `SELECT r,
        CASE WHEN r THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END,
        pg_last_wal_receive_lsn()::text,
        pg_last_wal_replay_lsn()::text,
-       current_setting('synchronous_standby_names')
+       current_setting('synchronous_standby_names'),
+       CASE WHEN r THEN pg_is_wal_replay_paused() ELSE false END,
+       pg_last_xact_replay_timestamp()
 FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s`
 
 const receiverSQL = `SELECT coalesce(status, ''), coalesce(received_tli, 0), coalesce(conninfo, '')
@@ -78,7 +86,8 @@ FROM pg_stat_wal_receiver`
 
 const replicationSQL = `SELECT coalesce(application_name, ''), coalesce(host(client_addr), ''),
        coalesce(state, ''), coalesce(sync_state, ''),
-       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, ''), coalesce(flush_lsn::text, '')
+       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, ''), coalesce(flush_lsn::text, ''),
+       coalesce(extract(epoch FROM replay_lag), 0)::float8
 FROM pg_stat_replication ORDER BY application_name`
 
 // Query reads the server's state over one pooled superuser connection.
@@ -100,7 +109,8 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 			version                        int32
 		)
 		if err := c.QueryRow(ctx, stateSQL).Scan(&s.InRecovery, &version, &s.PostmasterStartTime,
-			&s.SystemIdentifier, &ckptTLI, &writeLSN, &walTLI, &recv, &replay, &s.SyncStandbyNames); err != nil {
+			&s.SystemIdentifier, &ckptTLI, &writeLSN, &walTLI, &recv, &replay, &s.SyncStandbyNames,
+			&s.ReplayPaused, &s.ReplayedTimestamp); err != nil {
 			return fmt.Errorf("query server state: %w", err)
 		}
 		s.ServerVersion = int(version)
@@ -146,7 +156,7 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 		for rows.Next() {
 			var r Replica
 			var sent, rep, flush string
-			if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.State, &r.SyncState, &sent, &rep, &flush); err != nil {
+			if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.State, &r.SyncState, &sent, &rep, &flush, &r.ReplayLagSeconds); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan pg_stat_replication: %w", err)
 			}
