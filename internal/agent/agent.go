@@ -71,6 +71,13 @@ type Agent struct {
 	// checkpointPending is set by Promote and cleared by the checkpoint
 	// task.
 	checkpointPending bool
+	// releasePending is set when a release of the leader key got no
+	// answer: the delete may still be applied later, so the key may be
+	// gone although the last view showed it on our lease. While set, every
+	// loop retries the (idempotent) release first and stillHoldsClaim
+	// refuses to make PostgreSQL writable; it is cleared by any answer to
+	// the release or a view in which the key no longer names this member.
+	releasePending bool
 
 	task    *task
 	guard   *leaseGuard

@@ -96,6 +96,9 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			}
 		}))
 	case ha.StartPrimary:
+		if err := a.stillHoldsClaim(); err != nil {
+			return err
+		}
 		a.expectRunning = true
 		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
 			sctx, cancel := context.WithTimeout(ctx, a.dyn.PrimaryStartTimeoutDuration())
@@ -133,16 +136,20 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		a.armFences()
 		a.log.Info("acquired the leader key", "action", "acquire_leader", "reason", d.Reason)
 	case ha.ReleaseLeader:
-		rctx, cancel := context.WithTimeout(ctx, rt)
-		defer cancel()
-		if err := a.dcs.ReleaseLeader(rctx); err != nil {
-			return err
+		// One attempt: without an answer the release stays pending and
+		// the next loops retry it (a timeout does not mean the delete
+		// was not applied).
+		if ok, err := releaseLeaderKey(ctx, a.dcs, rt, 0); !ok {
+			a.releasePending = true
+			return fmt.Errorf("no answer, retrying at the next loop: %w", err)
 		}
-		a.keyOnMyLease = false
-		a.guard.disarm()
+		a.releaseResolved("released")
 		a.startFailed = false
 		a.downSince = time.Time{}
 	case ha.Promote:
+		if err := a.stillHoldsClaim(); err != nil {
+			return err
+		}
 		return a.promote(ctx, o, d.Reason)
 	case ha.SetSyncStandbys:
 		sctx, cancel := context.WithTimeout(ctx, rt)
@@ -289,6 +296,16 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	a.metrics.RecordPromotion(promotionKind(o.Cluster))
 	a.lastKnownPrimary = true
 	a.following = ""
+	// The claim was re-checked before pg_promote, but the process may have
+	// been stopped or the host suspended while PostgreSQL was promoting; it
+	// then finishes the promotion on resume, before the agent runs again.
+	// Stop it at once instead of at the next loop, and do not record a
+	// history line for it (a newer promotion may already have recorded a
+	// higher timeline).
+	if err := a.stillHoldsClaim(); err != nil {
+		a.fenceNow("promoted after the leader claim was lost: "+err.Error(), a.dyn.FenceTimeoutDuration())
+		return err
+	}
 	a.checkpointPending = true
 	hctx, hcancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer hcancel()

@@ -25,12 +25,20 @@ const handoverWait = 10 * time.Second
 //
 // If the candidate does not confirm in time, the key is kept, the request
 // is cleared, and the next loop restarts PostgreSQL in place.
+//
+// Once the candidate confirmed, the hand-over is never abandoned: a release
+// that times out may still be applied later (and the candidate promoted),
+// so restarting in place could make two primaries. The release is retried
+// until etcd answers or the renew deadline passes; without an answer it is
+// left pending (releasePending), retried every loop, and PostgreSQL is not
+// started as primary until it is resolved.
 func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason string) error {
 	src, err := a.source(o.Cluster, target, false)
 	if err != nil {
 		return err
 	}
 	failoverRev := o.Cluster.Failover.Revision
+	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.dyn.RenewDeadline()
 	a.log.Warn("switchover: stopping PostgreSQL to hand over", "action", "hand_over", "target", target, "reason", reason)
 	a.expectRunning = false
 	a.startTask(ctx, "switchover", cluster.StateStopping, func(ctx context.Context) error {
@@ -48,22 +56,26 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("%s did not confirm the shutdown checkpoint %s: %w",
 				target, cluster.FormatLSN(cd.CheckpointLSN), err))
 		}
-		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer rcancel()
-		if err := a.dcs.ReleaseLeader(rctx); err != nil {
-			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("releasing the leader key: %w", err))
+		if ok, err := releaseLeaderKey(ctx, a.dcs, attempt, budget); !ok {
+			return fmt.Errorf("%w: %w", errReleaseUnresolved, err)
 		}
 		a.log.Info("switchover: leader key released", "action", "release_leader", "target", target,
 			"checkpoint", cluster.FormatLSN(cd.CheckpointLSN), "stopped_for", time.Since(started).Round(time.Millisecond))
 		return nil
 	}, func(err error) {
-		if err == nil {
-			a.keyOnMyLease = false
-			a.guard.disarm()
+		switch {
+		case err == nil:
+			a.releaseResolved("switchover hand-over")
+		case errors.Is(err, errReleaseUnresolved):
+			a.releasePending = true
 		}
 	})
 	return nil
 }
+
+// errReleaseUnresolved ends a hand-over whose leader-key release got no
+// answer within the renew deadline.
+var errReleaseUnresolved = errors.New("switchover: releasing the leader key got no answer; retrying every loop")
 
 // waitReceived polls the candidate until it has received WAL past lsn (the
 // start of the shutdown checkpoint record, so past means all of it).

@@ -49,6 +49,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		Config: a.dyn,
 	}
 
+	a.retryPendingRelease(ctx)
 	a.refreshLease(ctx)
 	view, err := a.loadView(ctx)
 	if err != nil {
@@ -62,6 +63,9 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		}
 		a.applyParameters(ctx)
 		obs.Config = a.dyn
+		if a.releasePending && view.LeaderName() != a.cfg.Name {
+			a.releaseResolved("the leader key no longer names this member")
+		}
 		a.confirmOwnership(ctx, view)
 		a.noteUpstream(view)
 		obs.Cluster = view
@@ -213,16 +217,19 @@ func mergedParameters(dyn cluster.DynamicConfig, local map[string]string) map[st
 
 // checkSuspend treats a suspend or freeze the monotonic clock did not see
 // as a lost lease, before anything else happens in this loop: a leader is
-// fenced at once and must win the key again like any other member.
-func (a *Agent) checkSuspend() {
+// fenced at once and must win the key again like any other member. It
+// reports the gap and whether it exceeded safety_margin. Besides the start
+// of every loop it runs right before an action that can make PostgreSQL
+// writable (stillHoldsClaim), since a suspend may fall between the two.
+func (a *Agent) checkSuspend() (time.Duration, bool) {
 	boot, ok := bootTime()
 	if !ok {
-		return
+		return 0, false
 	}
 	gap := a.suspend.check(time.Now(), boot)
 	margin := time.Duration(a.dyn.SafetyMargin * float64(time.Second))
 	if gap <= margin {
-		return
+		return gap, false
 	}
 	a.log.Error("clock gap detected: the host was suspended or the agent frozen; treating the lease as lost",
 		"gap", gap.Round(time.Millisecond), "safety_margin", margin)
@@ -232,6 +239,7 @@ func (a *Agent) checkSuspend() {
 	a.keyOnMyLease = false
 	a.lease.ConfirmedSentAt = time.Time{}
 	a.guard.disarm()
+	return gap, true
 }
 
 // armFences sets both fences to the current lease deadline: the in-process

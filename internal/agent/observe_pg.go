@@ -62,6 +62,14 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	}
 	a.downSince = time.Time{}
 	p.LastKnownPrimary = a.lastKnownPrimary
+	if a.fencing.Load() {
+		// The lease guard is stopping PostgreSQL right now (immediate
+		// shutdown). Whatever a query might still answer, it must not be
+		// taken for a healthy primary: the core would let a primary
+		// without the key take it again, although its lease expired and
+		// another member may have been promoted meanwhile.
+		return p
+	}
 
 	qctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()

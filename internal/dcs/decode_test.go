@@ -89,12 +89,13 @@ func TestRelevant(t *testing.T) {
 	for key, want := range map[string]bool{
 		"/service/demo/leader":        true,
 		"/service/demo/config":        true,
-		"/service/demo/status":        true,
 		"/service/demo/failover":      true,
+		"/service/demo/sync":          true,
 		"/service/demo/initialize":    true,
-		"/service/demo/members/n1":    true,
+		"/service/demo/failsafe":      true,
+		"/service/demo/status":        false, // read at the next loop_wait tick
+		"/service/demo/members/n1":    false, // read at the next loop_wait tick
 		"/service/demo/history":       false,
-		"/service/demo/sync":          false,
 		"/service/demo2/leader":       false,
 		"/service/demo/optime/leader": false,
 	} {

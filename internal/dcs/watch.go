@@ -17,12 +17,13 @@ const (
 )
 
 // Watch signals on the returned channel (buffer 1, never blocking the
-// watcher) whenever leader, config, status, failover, initialize or a
-// member key changes. It watches from the revision of the client's last
-// Load, so no change after that Load is missed; without a Load it starts
-// now. A broken watch is re-established from the last seen revision; if
-// that revision was compacted a signal is sent so the caller re-reads. The
-// channel is closed when ctx ends or the client is closed.
+// watcher) whenever a key that calls for a prompt decision changes: leader,
+// config, failover, sync, initialize or failsafe (see relevant). It watches
+// from the revision of the client's last Load, so no change after that Load
+// is missed; without a Load it starts now. A broken watch is re-established
+// from the last seen revision; if that revision was compacted a signal is
+// sent so the caller re-reads. The channel is closed when ctx ends or the
+// client is closed.
 func (c *Client) Watch(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	c.mu.Lock()
@@ -107,17 +108,23 @@ func (c *Client) watchOnce(ctx context.Context, next *int64, ch chan<- struct{})
 	return progressed, ctx.Err()
 }
 
-// relevant reports whether a change to key should wake the HA loop.
+// relevant reports whether a change to key should wake the HA loop: the
+// keys whose change calls for a prompt decision (a lost or new leader, an
+// operator request, a configuration or sync change, bootstrap). Member keys
+// and the status key are not among them: every member rewrites its key
+// when its WAL position moves, and the leader the status key every loop, so
+// under write load waking on them made every member loop many times a
+// second. They are read at the next loop_wait tick instead.
 func (c *Client) relevant(key string) bool {
 	rel, ok := strings.CutPrefix(key, c.prefix)
 	if !ok {
 		return false
 	}
 	switch rel {
-	case KeyLeader, KeyConfig, KeyStatus, KeyFailover, KeyInitialize:
+	case KeyLeader, KeyConfig, KeyFailover, KeySync, KeyInitialize, KeyFailsafe:
 		return true
 	}
-	return strings.HasPrefix(rel, KeyMembers)
+	return false
 }
 
 // headRevision returns the current revision of the store.

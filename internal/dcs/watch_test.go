@@ -2,6 +2,7 @@ package dcs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,12 +45,52 @@ func TestWatchSignalsRelevantChanges(t *testing.T) {
 	}
 	ch := startWatch(t, c)
 	r := raw(t, srv)
-	for _, k := range []string{KeyLeader, KeyConfig, KeyStatus, KeyFailover, KeyInitialize, KeyMembers + "n2"} {
+	for _, k := range []string{KeyLeader, KeyConfig, KeyFailover, KeySync, KeyInitialize, KeyFailsafe} {
 		if _, err := r.Put(ctx, testPrefix+k, "x"); err != nil {
 			t.Fatal(err)
 		}
 		expectSignal(t, ch, k)
 	}
+}
+
+// expectNoSignal fails if ch signals within d. A slow watch can only make
+// it pass wrongly, never fail wrongly; TestRelevant pins the filter
+// itself.
+func expectNoSignal(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("watch signalled for %s", what)
+	case <-time.After(d):
+	}
+}
+
+// TestWatchIgnoresMemberAndStatusChanges: member keys change whenever a
+// member's WAL position moves, and the status key every leader loop; they
+// must not wake the HA loop (that made every member loop many times a
+// second under write load). A leader change still does.
+func TestWatchIgnoresMemberAndStatusChanges(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "n1", 5*time.Second)
+	ctx := testCtx(t)
+	if _, err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch := startWatch(t, c)
+	r := raw(t, srv)
+	for i := range 5 {
+		for _, k := range []string{KeyMembers + "n2", KeyStatus, KeyHistory} {
+			if _, err := r.Put(ctx, testPrefix+k, fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expectNoSignal(t, ch, 500*time.Millisecond, "member, status and history changes")
+	if _, err := r.Put(ctx, testPrefix+KeyLeader, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	expectSignal(t, ch, "leader change")
 }
 
 func TestWatchClosesWithContext(t *testing.T) {

@@ -14,6 +14,13 @@ import (
 // exit) before the next loop.
 const minLoopGap = 20 * time.Millisecond
 
+// syncSettle is package agent's wait after a synchronous_standby_names
+// change before the primary's WAL position is taken as SyncSetLSN.
+const syncSettle = 500 * time.Millisecond
+
+// releaseAttempt bounds one leader-key release request while retrying.
+const releaseAttempt = time.Second
+
 // agentVersion is the version the simulated agents advertise.
 const agentVersion = "sim"
 
@@ -55,8 +62,18 @@ type agent struct {
 	lastDecision      ha.Decision
 	checkpointPending bool
 	// pgSyncNames is the postgres.Instance's synchronous_standby_names:
-	// process memory, written to the configuration at every start.
+	// process memory, read back from the data directory's postgresql.conf
+	// when the agent starts and written to it whenever the agent writes
+	// the configuration (writeConfig).
 	pgSyncNames []string
+	// syncSetLSN and syncSetAt mirror package agent: the primary's WAL
+	// position at the first observation syncSettle after the last
+	// SetSyncStandbys (ha.Postgres.SyncSetLSN), and when that was.
+	syncSetLSN int64
+	syncSetAt  time.Time
+	// releasePending: a release of the leader key got no answer and may
+	// still be applied (package agent's releasePending).
+	releasePending bool
 
 	task  *task
 	guard guard
@@ -88,6 +105,11 @@ func newAgent(m *member, inc int) *agent {
 	a := &agent{m: m, s: m.s, inc: inc, dyn: m.s.dyn}
 	a.requestTimeout = a.dyn.RetryTimeoutDuration()
 	a.guard.a = a
+	// postgres.New reads synchronous_standby_names back from the managed
+	// postgresql.conf: it survives an agent restart.
+	if d := m.pg.data; d != nil {
+		a.pgSyncNames = slices.Clone(d.confSyncNames)
+	}
 	a.main = newProc(fmt.Sprintf("agent#%d", inc), func(p *proc) { a.run(&actx{a: a, p: p}) })
 	return a
 }
@@ -177,6 +199,7 @@ func (c *actx) observe() ha.Observation {
 		Self:   ha.Self{Name: a.m.name, Tags: a.m.tags},
 		Config: a.dyn,
 	}
+	c.retryPendingRelease()
 	c.refreshLease()
 	view, err := c.load(c.deadline(a.dyn.RetryTimeoutDuration()))
 	if err != nil {
@@ -186,6 +209,9 @@ func (c *actx) observe() ha.Observation {
 			a.dyn = *view.Config
 		}
 		obs.Config = a.dyn
+		if a.releasePending && view.LeaderName() != a.m.name {
+			a.releaseResolved("the leader key no longer names this member")
+		}
 		c.confirmOwnership(view)
 		a.noteUpstream(view)
 		obs.Cluster = view
@@ -202,8 +228,10 @@ func (c *actx) observe() ha.Observation {
 }
 
 // checkSuspend treats a gap between the boot-time and the monotonic clock
-// (a host suspend) as a lost lease, before anything else.
-func (c *actx) checkSuspend() {
+// (a host suspend) as a lost lease, before anything else; it reports the
+// gap and whether it exceeded safety_margin. stillHoldsClaim runs it again
+// before an action that can make PostgreSQL writable.
+func (c *actx) checkSuspend() (time.Duration, bool) {
 	a := c.a
 	mono, boot := c.mono(), a.m.boot()
 	var gap time.Duration
@@ -213,7 +241,7 @@ func (c *actx) checkSuspend() {
 	a.susp.lastMono, a.susp.lastBoot = mono, boot
 	margin := time.Duration(a.dyn.SafetyMargin * float64(time.Second))
 	if gap <= margin {
-		return
+		return gap, false
 	}
 	a.tracef("clock gap of %s detected: treating the lease as lost", gap.Round(time.Millisecond))
 	if a.keyOnMyLease || a.lastKnownPrimary {
@@ -221,6 +249,59 @@ func (c *actx) checkSuspend() {
 	}
 	a.keyOnMyLease = false
 	a.lease.ConfirmedSentAt = time.Time{}
+	a.guard.disarm()
+	return gap, true
+}
+
+// stillHoldsClaim is package agent's re-check before an action that can
+// make PostgreSQL writable (Promote, StartPrimary): no suspend gap since
+// the last check, no unresolved release, the key on our lease and the last
+// confirmed renewal sent less than the renew deadline ago.
+func (c *actx) stillHoldsClaim() error {
+	a := c.a
+	if gap, lost := c.checkSuspend(); lost {
+		return fmt.Errorf("%w: clock gap of %s since the last check", errClaimLost, gap.Round(time.Millisecond))
+	}
+	if a.releasePending {
+		return fmt.Errorf("%w: an earlier leader-key release is unresolved", errClaimLost)
+	}
+	if !a.keyOnMyLease {
+		return fmt.Errorf("%w: the leader key is not on this member's lease", errClaimLost)
+	}
+	sent := a.lease.ConfirmedSentAt
+	if sent.IsZero() {
+		return fmt.Errorf("%w: no confirmed lease renewal", errClaimLost)
+	}
+	if age, rd := c.mono().Sub(sent), a.dyn.RenewDeadline(); age >= rd {
+		return fmt.Errorf("%w: the last confirmed lease renewal was sent %s ago, renew deadline is %s",
+			errClaimLost, age.Round(time.Millisecond), rd)
+	}
+	return nil
+}
+
+var errClaimLost = errors.New("the leader claim this decision was based on no longer holds")
+
+// retryPendingRelease is one more attempt of an unresolved release at the
+// start of a loop.
+func (c *actx) retryPendingRelease() {
+	a := c.a
+	if !a.releasePending {
+		return
+	}
+	if ok, err := c.releaseLeaderKey(min(releaseAttempt, a.dyn.RetryTimeoutDuration()), 0); !ok {
+		a.tracef("leader-key release still unresolved: %v", err)
+		return
+	}
+	a.releaseResolved("the retried release was answered")
+}
+
+// releaseResolved records that the leader key is definitely not ours.
+func (a *agent) releaseResolved(why string) {
+	if a.releasePending {
+		a.tracef("leader-key release resolved: %s", why)
+	}
+	a.releasePending = false
+	a.keyOnMyLease = false
 	a.guard.disarm()
 }
 
@@ -267,6 +348,7 @@ func (a *agent) noteUpstream(view *cluster.Cluster) {
 	if up != a.upstream {
 		a.upstream = up
 		a.notStreamingSince = time.Time{}
+		a.rewindFailed = false // a new chance against a new leader or timeline
 	}
 }
 
@@ -297,7 +379,9 @@ func (c *actx) fenceNow(reason string) {
 		return
 	}
 	gen := pg.gen
-	pg.stopImmediate(reason)
+	if !pg.stopping {
+		pg.stopImmediate(reason)
+	}
 	c.p.waitFor(func() bool { return pg.gen != gen || !pg.running })
 }
 
@@ -376,6 +460,11 @@ func (c *actx) observePostgres() ha.Postgres {
 	if !pg.ready {
 		return p // not accepting connections yet
 	}
+	if pg.stopping {
+		// An immediate stop (the lease guard's fence) is in progress:
+		// package agent reports it as not answering (Agent.fencing).
+		return p
+	}
 	d := pg.data
 	p.Answered = true
 	p.SystemID = d.sysid
@@ -399,12 +488,27 @@ func (c *actx) observePostgres() ha.Postgres {
 	p.SyncStandbyNames = slices.Clone(pg.syncNames)
 	if !pg.standby {
 		states := pg.syncStates()
+		p.StandbyFlush = map[string]int64{}
 		for _, o := range pg.walSenders() {
+			// pg_stat_replication.flush_lsn: what the standby has
+			// durably received of this server's WAL.
+			if isPrefix(o.pg.data.wal, d.wal) {
+				p.StandbyFlush[o.name] = o.pg.lsn()
+			}
 			if states[o.name] == "sync" {
 				p.SyncReported = append(p.SyncReported, o.name)
 			}
 		}
+		// The first observation syncSettle after a change of
+		// synchronous_standby_names fixes the position a newly
+		// synchronous standby must reach before it is published.
+		if a.syncSetLSN == 0 && now.Sub(a.syncSetAt) >= syncSettle {
+			a.syncSetLSN = p.WriteLSN
+		}
+	} else {
+		a.syncSetLSN, a.syncSetAt = 0, now
 	}
+	p.SyncSetLSN = a.syncSetLSN
 	a.lastKnownPrimary = !pg.standby
 	p.LastKnownPrimary = a.lastKnownPrimary
 	if !pg.standby || p.Streaming {

@@ -116,10 +116,15 @@ func (c *checker) checkKey(m *member) bool {
 	switch {
 	case stall != "":
 		detail += "; the agent was stopped since (" + stall + ")"
-		known = "action-after-stall"
+		// Only a stop that began after PostgreSQL was asked to become
+		// writable is the known issue; the agent must not issue that
+		// request after a stop (stillHoldsClaim).
+		if m.downDuring(cl.inc, cl.sentTrue, m.pg.writableReqAt) == "" {
+			detail += fmt.Sprintf(", which began after it asked PostgreSQL to become writable at %s", fmtDur(m.pg.writableReqAt))
+			known = "action-after-stall"
+		}
 	case m.lateRelease > 0 && s.now-m.lateRelease < s.dyn.TTLDuration():
 		detail += fmt.Sprintf("; its own release of the leader key, which it had given up on as failed, was applied at %s", fmtDur(m.lateRelease))
-		known = "ambiguous-release"
 	}
 	s.violateKnown("writable-without-key", detail, known)
 	return true
@@ -227,13 +232,18 @@ func (c *checker) checkLost(m *member) {
 			if !cr.sync {
 				how = "while running asynchronously (no synchronous standby published)"
 			}
-			known := ""
-			switch {
-			case cr.unsynced && cr.t.how == "start" && cr.m.downDuring(cr.m.inc, 0, cr.t.start) != "":
+			if cr.unsynced {
 				how = "with an empty synchronous_standby_names while the sync key named standbys"
-				known = "sync-names-after-agent-restart"
-			case !cr.sync && !cr.unsynced:
-				known = "sync-publish-before-catch-up"
+			}
+			known := ""
+			// The sync key still names m as its leader and the writer of
+			// the lost commit as a synchronous standby: that standby was
+			// promoted and acknowledged commits before it claimed the key.
+			if e := c.s.dcs.get(keySync); e != nil && cr.m != m {
+				if st := e.value.(cluster.SyncState); st.Leader == m.name && st.Has(cr.m.name) {
+					how += fmt.Sprintf("; the sync key still names %s as its leader and %s as a synchronous standby", m.name, cr.m.name)
+					known = "sync-key-claimed-after-promote"
+				}
 			}
 			c.s.violateKnown("acked-lost", fmt.Sprintf("%s became writable without the commit at lsn %d that %s acknowledged at %s %s",
 				m.name, cr.pos, cr.m.name, fmtDur(cr.at), how), known)

@@ -308,6 +308,24 @@ func (c *actx) releaseLeader(parent time.Time) error {
 	return nil
 }
 
+// releaseLeaderKey is package agent's releaseLeaderKey: the idempotent
+// value-compare delete, retried with short timeouts until the DCS answers
+// or budget has passed. It reports whether an answer arrived (the key is
+// then not ours any more) and otherwise the last error.
+func (c *actx) releaseLeaderKey(attempt, budget time.Duration) (bool, error) {
+	until := c.deadline(budget)
+	for {
+		err := c.releaseLeader(c.deadline(attempt))
+		if err == nil {
+			return true, nil
+		}
+		if !c.mono().Add(attempt / 4).Before(until) {
+			return false, err
+		}
+		c.sleep(attempt / 4)
+	}
+}
+
 // touchMember writes the member key on the current lease, unless unchanged.
 func (c *actx) touchMember(parent time.Time, mv cluster.Member) error {
 	id, err := c.currentLease()

@@ -91,12 +91,15 @@ func (d *dcsServer) del(key string) bool {
 	return true
 }
 
-// changed notifies the watchers and checks the history invariant.
+// changed notifies the watchers and checks the history invariant. As in
+// package dcs (Client.relevant), only leader, config, failover, sync and
+// initialize changes wake the agents; member, status and history changes
+// are read at the next loop_wait tick.
 func (d *dcsServer) changed(key string) {
 	switch key {
 	case keyHistory:
 		d.s.check.historyChanged()
-		return // the agent's watch ignores the history key
+		return
 	case keyLeader:
 		if e := d.kv[key]; e != nil {
 			d.s.tracef("dcs: leader key = %s (lease %x)", e.value, e.lease)
@@ -110,6 +113,11 @@ func (d *dcsServer) changed(key string) {
 		} else {
 			d.s.tracef("dcs: failover key deleted")
 		}
+	}
+	switch key {
+	case keyLeader, keyConfig, keyFailover, keySync, keyInitialize:
+	default:
+		return
 	}
 	for _, m := range d.s.members {
 		if a := m.agent; a != nil {

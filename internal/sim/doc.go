@@ -45,16 +45,28 @@
 //     the HA loop (lease renewal first with its send time recorded, view,
 //     ownership confirmation with re-attach, fences armed, PostgreSQL
 //     observed, ha.Decide, peer probes when asked, actions in order until one
-//     fails, member key published), woken by watch events and postmaster
-//     exits; long actions run as background tasks; the in-process lease
-//     guard fences at ConfirmedSentAt + renew deadline; the separate fence
-//     process SIGKILLs the postmaster at the deadline plus fence_timeout/2
-//     and outlives a killed agent; the suspend check compares the boot-time
-//     and monotonic clocks; the DCS client mirrors package dcs (lease
-//     re-grant, write caches, guarded transactions). Agent state is lost
-//     when the agent process dies. Not modelled: failsafe_mode and
-//     /dev/watchdog (both off by default), replicatefrom cascades beyond
-//     what Decide asks for, operator restarts and reinit.
+//     fails, member key published), woken by postmaster exits and by watch
+//     events for the leader, config, failover, sync and initialize keys
+//     (member and status changes wait for the next loop_wait tick, as in
+//     package dcs); long actions run as background tasks; the in-process
+//     lease guard fences at ConfirmedSentAt + renew deadline, and a
+//     PostgreSQL it is fencing does not count as answering; the separate
+//     fence process SIGKILLs the postmaster at the deadline plus
+//     fence_timeout/2 and outlives a killed agent; the suspend check
+//     compares the boot-time and monotonic clocks, at the start of every
+//     loop and again (with the lease age) right before and after a request
+//     that makes PostgreSQL writable (stillHoldsClaim); a leader-key release
+//     without an answer is retried and stays pending, blocking a start as
+//     primary, until answered; the observation carries SyncSetLSN (the WAL
+//     position 500 ms after a synchronous_standby_names change) and each
+//     standby's flushed position; synchronous_standby_names lives in the
+//     data directory's configuration and survives an agent restart; a
+//     failed rewind is retried against a new leader or timeline; the DCS
+//     client mirrors package dcs (lease re-grant, write caches, guarded
+//     transactions). Other agent state is lost when the agent process dies.
+//     Not modelled: failsafe_mode and /dev/watchdog (both off by default),
+//     replicatefrom cascades beyond what Decide asks for, operator restarts
+//     and reinit.
 //   - Faults (Fault, FaultConfig): kill -9 of the agent, of the agent and
 //     the postmaster, or of the postmaster; SIGSTOP of the agent or of the
 //     whole node; host suspend; partitions member↔DCS, member↔member and
@@ -93,7 +105,7 @@
 //
 // # Running and replaying
 //
-//	go test ./internal/sim                     # 300 random seeds, about 20 s on 2 cores
+//	go test ./internal/sim                     # 300 random seeds, about 6 s on 2 cores
 //	go test ./internal/sim -sim.seeds=2000 -v  # more seeds, with statistics
 //	go test ./internal/sim -run TestSimulatorRandomSchedules -sim.seed=S -v
 //

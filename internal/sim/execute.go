@@ -84,6 +84,9 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 			}
 		}))
 	case ha.StartPrimary:
+		if err := c.stillHoldsClaim(); err != nil {
+			return err
+		}
 		a.expectRunning = true
 		a.startTask("start", cluster.StateStarting, func(c *actx) error {
 			return c.pgStart(false, "", c.a.dyn.PrimaryStartTimeoutDuration())
@@ -98,6 +101,7 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 			return err
 		}
 		a.m.pg.setUpstream(act.Target)
+		a.writeConfig()
 		a.following = act.Target
 		a.notStreamingSince = time.Time{}
 	case ha.AcquireLeader:
@@ -112,14 +116,17 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 		a.armFences()
 		a.tracef("acquired the leader key")
 	case ha.ReleaseLeader:
-		if err := c.releaseLeader(c.deadline(rt)); err != nil {
-			return err
+		if ok, err := c.releaseLeaderKey(rt, 0); !ok {
+			a.releasePending = true
+			return fmt.Errorf("no answer, retrying at the next loop: %w", err)
 		}
-		a.keyOnMyLease = false
-		a.guard.disarm()
+		a.releaseResolved("released")
 		a.startFailed = false
 		a.downSince = time.Time{}
 	case ha.Promote:
+		if err := c.stillHoldsClaim(); err != nil {
+			return err
+		}
 		return c.promote(o, d.Reason)
 	case ha.SetSyncStandbys:
 		c.setSyncStandbys(act.Names)
@@ -183,6 +190,12 @@ func (c *actx) promote(o ha.Observation, reason string) error {
 	}
 	a.lastKnownPrimary = true
 	a.following = ""
+	// As package agent: a stop or suspend during the promotion shows only
+	// now; fence at once and record no history line.
+	if err := c.stillHoldsClaim(); err != nil {
+		c.fenceNow("promoted after the leader claim was lost")
+		return err
+	}
 	a.checkpointPending = true
 	entry := cluster.HistoryEntry{Timeline: oldTimeline, SwitchLSN: switchLSN, Reason: reason, Time: c.mono(), NewLeader: a.m.name}
 	if err := c.appendHistory(c.deadline(a.dyn.RetryTimeoutDuration()), entry); err != nil {
@@ -197,13 +210,27 @@ func (c *actx) promote(o ha.Observation, reason string) error {
 }
 
 // setSyncStandbys is postgres.Instance.SetSyncStandbys: the agent's copy
-// is updated, and a running server reloads only when it changed.
+// is updated, and a running server's configuration is rewritten and
+// reloaded only when it changed (a stopped one gets it at the next start).
+// As package agent does, it restarts the SyncSetLSN settle period.
 func (c *actx) setSyncStandbys(names []string) {
 	a := c.a
 	same := slices.Equal(a.pgSyncNames, names)
 	a.pgSyncNames = slices.Clone(names)
 	if pg := a.m.pg; !same && pg.running {
+		a.writeConfig()
 		pg.syncNames = slices.Clone(names)
+	}
+	a.syncSetLSN, a.syncSetAt = 0, c.mono()
+}
+
+// writeConfig is postgres.Instance.writeConfig as far as the model cares:
+// synchronous_standby_names goes to the data directory's postgresql.conf,
+// where a restarted agent reads it back. Start, reload, SetPrimary, base
+// backup and rewind write it.
+func (a *agent) writeConfig() {
+	if d := a.m.pg.data; d != nil {
+		d.confSyncNames = slices.Clone(a.pgSyncNames)
 	}
 }
 
@@ -237,13 +264,16 @@ func (c *actx) publishSync(o ha.Observation, names []string) error {
 }
 
 // handOver is the leader's half of a switchover: stop fast, wait until
-// the target received the shutdown checkpoint, release the key.
+// the target received the shutdown checkpoint, release the key. Once the
+// target confirmed, a release without an answer is retried until the renew
+// deadline and then left pending, never abandoned (package agent).
 func (c *actx) handOver(o ha.Observation, target string) error {
 	a := c.a
 	if err := source(o.Cluster, target); err != nil {
 		return err
 	}
 	rev := o.Cluster.Failover.Revision
+	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.dyn.RenewDeadline()
 	a.expectRunning = false
 	a.startTask("switchover", cluster.StateStopping, func(c *actx) error {
 		if err := c.pgStop(false, 30*time.Second); err != nil {
@@ -253,19 +283,23 @@ func (c *actx) handOver(o ha.Observation, target string) error {
 		if err := c.waitReceived(target, ckpt); err != nil {
 			return c.abandonHandOver(rev, fmt.Errorf("%s did not confirm the shutdown checkpoint %d: %w", target, ckpt, err))
 		}
-		if err := c.releaseLeader(c.deadline(5 * time.Second)); err != nil {
-			return c.abandonHandOver(rev, err)
+		if ok, err := c.releaseLeaderKey(attempt, budget); !ok {
+			return fmt.Errorf("%w: %w", errReleaseUnresolved, err)
 		}
 		c.a.tracef("switchover: leader key released to %s", target)
 		return nil
 	}, func(err error) {
-		if err == nil {
-			a.keyOnMyLease = false
-			a.guard.disarm()
+		switch {
+		case err == nil:
+			a.releaseResolved("switchover hand-over")
+		case errors.Is(err, errReleaseUnresolved):
+			a.releasePending = true
 		}
 	})
 	return nil
 }
+
+var errReleaseUnresolved = errors.New("switchover: releasing the leader key got no answer; retrying every loop")
 
 func (c *actx) abandonHandOver(rev int64, cause error) error {
 	if _, err := c.clearFailover(c.deadline(5*time.Second), rev); err != nil {
@@ -357,6 +391,7 @@ func (c *actx) startReplica(view *cluster.Cluster, upstream string) error {
 func (c *actx) pgStart(standby bool, upstream string, timeout time.Duration) error {
 	a := c.a
 	pg := a.m.pg
+	a.writeConfig()
 	if err := pg.start(standby, upstream, a.pgSyncNames); err != nil {
 		return err
 	}
@@ -445,6 +480,7 @@ func (c *actx) pgBaseBackup(name string) error {
 		return fmt.Errorf("base backup: %w", err)
 	}
 	pg.baseBackup(src.pg)
+	c.a.writeConfig()
 	c.a.tracef("cloned from %s (timeline %d, lsn %d)", name, pg.tl(), pg.lsn())
 	return nil
 }
@@ -470,6 +506,7 @@ func (c *actx) pgRewind(name string) error {
 		return errors.New("rewind: PostgreSQL is running")
 	}
 	what := pg.rewind(src.pg)
+	c.a.writeConfig() // pg_rewind copied the source's configuration
 	c.a.tracef("pg_rewind from %s: %s (timeline %d, lsn %d)", name, what, pg.tl(), pg.lsn())
 	return nil
 }

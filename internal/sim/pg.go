@@ -141,6 +141,10 @@ type pgData struct {
 	inRecovery bool
 	// maxTLSeen is the highest timeline whose history file is in pg_wal.
 	maxTLSeen int
+	// confSyncNames is synchronous_standby_names in the postgresql.conf
+	// the agent wrote (agent.writeConfig); a base backup or rewind copies
+	// the source's until the agent rewrites it.
+	confSyncNames []string
 }
 
 func (d *pgData) clone() *pgData {
@@ -185,6 +189,9 @@ type pgServer struct {
 	branch  int // branch of the current writable term
 	term    *term
 	pending []pendingCommit
+	// writableReqAt is when the server was last asked to become writable
+	// (promotion or start as primary), for the checker.
+	writableReqAt time.Duration
 }
 
 func newPG(m *member) *pgServer { return &pgServer{m: m, s: m.s} }
@@ -245,11 +252,18 @@ func (p *pgServer) start(standby bool, upstream string, syncNames []string) erro
 	p.upstream, p.streaming, p.stalled = upstream, false, false
 	p.syncNames = slices.Clone(syncNames)
 	p.fastStop, p.promoting, p.stopping = false, false, false
+	if !standby {
+		p.writableReqAt = p.s.now
+	}
 	mode := "primary"
 	if standby {
 		mode = "standby of " + quoteOr(upstream, "nobody")
 	}
-	p.s.tracef("%s: postgres starting as %s (timeline %d, lsn %d)", p.m.name, mode, p.tl(), p.lsn())
+	sync := ""
+	if len(syncNames) > 0 {
+		sync = ", synchronous_standby_names " + joinNames(syncNames)
+	}
+	p.s.tracef("%s: postgres starting as %s (timeline %d, lsn %d%s)", p.m.name, mode, p.tl(), p.lsn(), sync)
 	p.later(p.s.uniform(300*time.Millisecond, 1500*time.Millisecond), func() {
 		if p.stopping || p.fastStop {
 			return // SIGQUIT during startup: the postmaster exits instead
@@ -397,6 +411,7 @@ func (p *pgServer) promote() error {
 		return errors.New("promote: already promoting")
 	}
 	p.promoting = true
+	p.writableReqAt = p.s.now
 	p.later(p.s.uniform(50*time.Millisecond, 500*time.Millisecond), func() {
 		p.promoting = false
 		if p.stopping || p.fastStop {

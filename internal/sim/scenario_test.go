@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,71 @@ func TestWithoutFenceProcess(t *testing.T) {
 	old := leaderBefore(t, r, at)
 	if limit := at + dyn.RenewDeadline() + dyn.FenceTimeoutDuration(); old.End == 0 || old.End > limit {
 		t.Errorf("the fence process did not stop %s by %s (term end %s)", old.Member, fmtDur(limit), fmtDur(old.End))
+	}
+}
+
+// syncConfig is a fault-free run in synchronous mode.
+func syncConfig(d time.Duration) Config {
+	c := cluster.DefaultDynamicConfig()
+	c.SynchronousMode = cluster.SyncOn
+	return Config{Duration: d, Dynamic: c}
+}
+
+// TestScenarioSyncStandbyPromoted: in synchronous mode the leader publishes
+// a synchronous standby once it has caught up (SyncSetLSN, StandbyFlush),
+// so losing the leader's host promotes that standby without losing an
+// acknowledged commit.
+func TestScenarioSyncStandbyPromoted(t *testing.T) {
+	at := 30 * time.Second
+	r := scenarioWith(t, syncConfig(120*time.Second), Fault{At: at, Kind: KillNode, Member: "leader", Duration: 40 * time.Second})
+	old := leaderBefore(t, r, at)
+	next := nextTerm(r, old.Member, at)
+	if next == nil || next.How != "promote" {
+		t.Fatalf("no synchronous standby was promoted after the leader's host was killed: %+v", next)
+	}
+	if d := next.Start - at; d > dyn.TTLDuration()+2*time.Second {
+		t.Errorf("promotion took %s after the kill, want about TTL", d)
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal: %s", r.Stats.Unhealed)
+	}
+}
+
+// TestScenarioSyncNamesSurviveAgentRestart: the leader's agent is killed
+// and restarts while PostgreSQL keeps running; the postmaster then dies
+// (the killed agent's fence process fires at its deadline, and later a
+// crash) and the new agent restarts it in place each time. Every such
+// start must keep synchronous_standby_names, which the new agent read back
+// from the data directory, so commits keep waiting for the published
+// standby and a later failover to it loses none.
+func TestScenarioSyncNamesSurviveAgentRestart(t *testing.T) {
+	r := scenarioWith(t, syncConfig(150*time.Second),
+		Fault{At: 30 * time.Second, Kind: KillAgent, Member: "leader", Duration: 2 * time.Second},
+		Fault{At: 40 * time.Second, Kind: KillPostmaster, Member: "leader"},
+		Fault{At: 60 * time.Second, Kind: KillNode, Member: "leader", Duration: 40 * time.Second})
+	old := leaderBefore(t, r, 60*time.Second)
+	if old.How != "start" {
+		t.Fatalf("the leader was not restarted in place after its postmaster crashed: %+v", old)
+	}
+	starts := 0
+	for _, l := range r.Trace {
+		var at float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "%fs", &at); err != nil || at < 30 ||
+			!strings.Contains(l, old.Member+": postgres starting as primary") {
+			continue
+		}
+		starts++
+		if !strings.Contains(l, "synchronous_standby_names [") {
+			t.Errorf("the restarted agent started PostgreSQL without synchronous_standby_names: %q", l)
+		}
+	}
+	if starts == 0 {
+		t.Error("PostgreSQL was not restarted as primary after the agent restart")
+	}
+	if next := nextTerm(r, old.Member, 60*time.Second); next == nil || next.How != "promote" {
+		t.Fatalf("no synchronous standby was promoted: %+v", next)
+	}
+	if r.Stats.LostCommits > 0 {
+		t.Errorf("%d acknowledged commits lost", r.Stats.LostCommits)
 	}
 }

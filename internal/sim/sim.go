@@ -110,24 +110,31 @@ func (v Violation) String() string {
 
 // KnownIssues describes the reported bugs outside this package that the
 // checker recognises by their circumstances, so that a test can tell them
-// from new findings. Each entry disappears once its bug is fixed.
+// from new findings. Each entry disappears once its bug is fixed; a
+// violation naming an issue that is not (or no longer) listed here counts
+// as a new finding.
+//
+// Fixed and removed: sync-names-after-agent-restart (postgres.New reads
+// synchronous_standby_names back), sync-publish-before-catch-up (the core
+// publishes a standby only once it flushed SyncSetLSN) and
+// ambiguous-release (a hand-over retries its release and never restarts in
+// place while it is unresolved). action-after-stall and
+// late-history-append are fixed where the agent itself acted after a stop
+// (stillHoldsClaim before and after the request); what remains is a stop
+// during a request.
 var KnownIssues = map[string]string{
-	"sync-names-after-agent-restart": "synchronous mode: a restarted agent starts PostgreSQL with an empty " +
-		"synchronous_standby_names (postgres.Instance keeps it only in memory) while the sync key still names " +
-		"standbys, so commits are acknowledged asynchronously and a published synchronous standby can be " +
-		"promoted without them",
-	"action-after-stall": "the agent executes the rest of a decision (Promote after AcquireLeader, StartPrimary) " +
-		"after its process was stopped long enough for the lease to expire (a host suspend hides the stop from the " +
-		"monotonic deadlines of the guard and the fence process), so a member becomes writable without the leader key",
-	"late-history-append": "an agent stopped between promoting and appending to the history appends its line " +
-		"after a newer promotion recorded a higher timeline, so the history's timelines no longer increase",
-	"sync-publish-before-catch-up": "synchronous mode: a primary acknowledges commits asynchronously (right after " +
-		"its promotion, before it sets synchronous_standby_names, or in the non-strict fallback without a candidate), " +
-		"then publishes a standby in the sync key as soon as PostgreSQL reports it synchronous, without checking that " +
-		"it received the commits acknowledged before; that standby can then be promoted without them",
-	"ambiguous-release": "a leader whose ReleaseLeader timed out (switchover hand-over) keeps leadership and restarts " +
-		"PostgreSQL as primary, but the delete was only delayed: it lands, a replica promotes, and both are writable " +
-		"until the old leader's next loop",
+	"action-after-stall": "the host is suspended (or frozen) while PostgreSQL is promoting or starting as primary, " +
+		"after the agent re-checked its claim (stillHoldsClaim) and issued the request: PostgreSQL completes it when " +
+		"the host resumes, before the agent can notice the gap, and is writable for a moment without the leader key. " +
+		"Needs a start that stays read-only until the agent confirms the claim (e.g. start as a standby and promote)",
+	"late-history-append": "the host is suspended (or the agent stopped) while it appends to the history, after " +
+		"its promotion and the re-check of its claim; meanwhile a newer promotion records a higher timeline, and " +
+		"dcs.AppendHistory's retry then appends the older timeline after it, so the history's timelines no longer " +
+		"increase. Needs AppendHistory to skip a line whose timeline is not above every recorded one",
+	"sync-key-claimed-after-promote": "synchronous mode: a published synchronous standby is promoted and acknowledges " +
+		"commits (asynchronously, or with a new synchronous standby) before it claims the sync key; the key still names " +
+		"the former leader, which the core treats as eligible (syncEligible), so it can be promoted without those " +
+		"commits. Needs the core to claim the sync key (leader = self, no standbys) before Promote, as Patroni does",
 }
 
 // Term is one period during which a member's PostgreSQL was a writable
@@ -400,6 +407,9 @@ func (s *Sim) violate(kind, detail string) { s.violateKnown(kind, detail, "") }
 
 // violateKnown records a violation that matches a known issue ("" none).
 func (s *Sim) violateKnown(kind, detail, known string) {
+	if _, ok := KnownIssues[known]; !ok {
+		known = "" // fixed (or never reported): a new finding
+	}
 	v := Violation{Seed: s.cfg.Seed, Step: s.step, Time: s.now, Kind: kind, Detail: detail, Known: known}
 	s.check.violations = append(s.check.violations, v)
 	s.tracef("VIOLATION %s: %s", kind, detail)
