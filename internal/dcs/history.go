@@ -54,7 +54,10 @@ func (c *Client) appendHistoryOnce(ctx context.Context, e cluster.HistoryEntry) 
 		}
 	}
 	for _, h := range hist {
-		if h.Timeline == e.Timeline {
+		// A line for this or a later timeline means a newer promotion was
+		// recorded while this agent was delayed: appending now would put
+		// the history out of order.
+		if h.Timeline >= e.Timeline {
 			return true, nil
 		}
 	}

@@ -288,6 +288,10 @@ func decideReplica(o Observation) Decision {
 	leader := c.LeaderName()
 	if leader == o.Self.Name {
 		if holdsLease(o) {
+			if o.Config.SynchronousMode.Enabled() && (c.Sync == nil || c.Sync.Leader != o.Self.Name) {
+				return decide("holding the leader key while in recovery: claiming the sync key, then promoting",
+					Action{Kind: PublishSync}, act(Promote))
+			}
 			return decide("holding the leader key while in recovery: promoting", act(Promote))
 		}
 		return decide("leader key names this member but is not confirmed on its lease; waiting")
@@ -354,7 +358,7 @@ func decideRace(o Observation) Decision {
 		}
 	}
 	return decide(fmt.Sprintf("no leader and this member is the healthiest candidate (%s): racing for the key",
-		cluster.FormatLSN(mine)), act(AcquireLeader), act(Promote))
+		cluster.FormatLSN(mine)), promotion(o)...)
 }
 
 // ineligible returns why this replica must not promote automatically, or "".
@@ -394,4 +398,15 @@ func ineligible(o Observation) string {
 // published the sync key (it wrote those commits itself).
 func syncEligible(c *cluster.Cluster, name string) bool {
 	return c.Sync.Has(name) || (c.Sync != nil && c.Sync.Leader == name)
+}
+
+// promotion is the action sequence that turns this replica into the leader.
+// In synchronous mode the sync key is claimed, empty, before PostgreSQL is
+// promoted: from then on no other member counts as holding every commit the
+// new primary acknowledges, until it publishes its own synchronous standbys.
+func promotion(o Observation) []Action {
+	if o.Config.SynchronousMode.Enabled() {
+		return []Action{act(AcquireLeader), {Kind: PublishSync}, act(Promote)}
+	}
+	return []Action{act(AcquireLeader), act(Promote)}
 }

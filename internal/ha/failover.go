@@ -102,7 +102,7 @@ func decideRequestedRace(o Observation, f *cluster.Failover) Decision {
 			return decide(kind + " requested to this member, but nofailover is set: refusing")
 		}
 		return decide(fmt.Sprintf("%s to this member requested by the operator: taking the leader key", kind),
-			act(AcquireLeader), act(Promote))
+			promotion(o)...)
 	}
 	if c := o.Cluster.Member(f.Member); c != nil && c.State == cluster.StateRunning {
 		return decide(fmt.Sprintf("%s to %s in progress; not racing", kind, f.Member))

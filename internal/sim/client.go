@@ -390,7 +390,7 @@ func (c *actx) appendHistory(parent time.Time, e cluster.HistoryEntry) error {
 		}
 		rev := en.mod
 		for _, h := range hist {
-			if h.Timeline == e.Timeline {
+			if h.Timeline >= e.Timeline { // as dcs.AppendHistory: never out of order
 				return nil
 			}
 		}

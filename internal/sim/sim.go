@@ -127,14 +127,6 @@ var KnownIssues = map[string]string{
 		"after the agent re-checked its claim (stillHoldsClaim) and issued the request: PostgreSQL completes it when " +
 		"the host resumes, before the agent can notice the gap, and is writable for a moment without the leader key. " +
 		"Needs a start that stays read-only until the agent confirms the claim (e.g. start as a standby and promote)",
-	"late-history-append": "the host is suspended (or the agent stopped) while it appends to the history, after " +
-		"its promotion and the re-check of its claim; meanwhile a newer promotion records a higher timeline, and " +
-		"dcs.AppendHistory's retry then appends the older timeline after it, so the history's timelines no longer " +
-		"increase. Needs AppendHistory to skip a line whose timeline is not above every recorded one",
-	"sync-key-claimed-after-promote": "synchronous mode: a published synchronous standby is promoted and acknowledges " +
-		"commits (asynchronously, or with a new synchronous standby) before it claims the sync key; the key still names " +
-		"the former leader, which the core treats as eligible (syncEligible), so it can be promoted without those " +
-		"commits. Needs the core to claim the sync key (leader = self, no standbys) before Promote, as Patroni does",
 }
 
 // Term is one period during which a member's PostgreSQL was a writable
