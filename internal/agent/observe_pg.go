@@ -44,6 +44,8 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	_, p.Running = a.pg.Running()
 	if !p.Running {
 		a.pgAnswered = false
+		// Streaming is judged afresh after every (re)start.
+		a.notStreamingSince = time.Time{}
 		if cd, err := a.pg.ControlData(ctx); err == nil {
 			p.SystemID = cd.SystemIdentifier
 			p.ControlTimeline = cd.TimeLineID

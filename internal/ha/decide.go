@@ -188,6 +188,13 @@ func upstream(o Observation) string {
 		m.ReplicationState != cluster.ReplicationStreaming || m.Timeline != lm.Timeline {
 		return leader
 	}
+	// The upstream replica may lack the WAL this member needs (it was
+	// re-cloned, or recycled segments): after ttl without streaming from
+	// it, catch up from the leader; the cascade resumes once streaming.
+	if o.PG.Running && o.PG.Following == from && !o.PG.NotStreamingSince.IsZero() &&
+		o.Now.Sub(o.PG.NotStreamingSince) >= o.Config.TTLDuration() {
+		return leader
+	}
 	return from
 }
 

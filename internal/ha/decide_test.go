@@ -439,6 +439,17 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Wait}, reason: "cascade",
 		},
 		{
+			name: "replicatefrom: catch up from the leader when the upstream cannot serve the WAL",
+			obs: newWorld("n3").with(func(o *Observation) {
+				o.Self.Tags.ReplicateFrom = "n2"
+				o.PG.Following = "n2"
+				o.PG.Streaming = false
+				o.PG.NotStreamingSince = t0.Add(-o.Config.TTLDuration())
+				o.Cluster.Members["n2"] = &cluster.Member{Name: "n2", State: "running", ReplicationState: "streaming", Timeline: 1}
+			}),
+			want: []Kind{Follow}, reason: "leader n1",
+		},
+		{
 			name: "replicatefrom: fall back to the leader when the upstream does not stream",
 			obs: newWorld("n3").with(func(o *Observation) {
 				o.Self.Tags.ReplicateFrom = "n2"
