@@ -360,7 +360,7 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 	p("- **Postmaster crash.** SIGKILL to the primary's postmaster only. Measured: from the kill until a write sent after the kill is acknowledged anywhere (on the old primary only over a new connection).\n")
 	p("- **Switchover.** `POST /switchover` to the leader's REST API naming a replica (Regent with its REST credentials; Patroni's API is what `patronictl switchover --force` calls). Measured: the longest time between two consecutive acknowledged writes from the request until 2 s after its answer (so at least the %s write interval), and the request's duration.\n", WriteInterval)
 	p("- **Lost writes.** After each run, once the cluster is healthy again (one primary with `GET /primary` 200, both other members streaming from it), every id acknowledged during the run is looked up on the final primary.\n")
-	p("- **Footprint.** With no client traffic, after a 10 s settle: CPU time (utime+stime, with reaped children, from /proc/<pid>/stat) and VmRSS (/proc/<pid>/status) of each agent process (Regent: `regent run`; Patroni: the `patroni` Python process — PostgreSQL is not counted), and etcd's `grpc_server_msg_received_total` summed over all methods (one per unary request, one per stream message such as a lease keep-alive; Patroni's JSON gateway requests reach the same gRPC server), over a %s window, scaled to a minute.\n", r.Options.IdleWindow)
+	p("- **Footprint.** With no client traffic, after a 10 s settle: CPU time (utime+stime, with reaped children, from `/proc/<pid>/stat`) and VmRSS (`/proc/<pid>/status`) of each agent process (Regent: `regent run`; Patroni: the `patroni` Python process — PostgreSQL is not counted), and etcd's `grpc_server_msg_received_total` summed over all methods (one per unary request, one per stream message such as a lease keep-alive; Patroni's JSON gateway requests reach the same gRPC server), over a %s window, scaled to a minute.\n", r.Options.IdleWindow)
 	p("- **Health-check API.** %d goroutines send `GET /primary` to the leader back to back for %s, each over a keep-alive connection when the server keeps it open; throughput counts 200 answers, p99 is over their latencies. The load generator runs on the same 2 CPUs.\n", r.Options.APIClients, r.Options.APIDuration)
 	p("- **Synchronous mode.** Patroni's `synchronous_mode: true` in a separate cluster per profile; Regent has no synchronous mode yet.\n")
 	p("- **PostgreSQL parameters (both systems, via bootstrap.dcs):** ")
@@ -395,7 +395,7 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 			p("%s's idle etcd requests per minute by gRPC method: %s.\n\n", displayName(sys), byMethod(c.Footprint.EtcdByMethod))
 		}
 		if ts := targets(r, prof); len(ts) > 0 {
-			p("Targets (issue): \n\n")
+			p("Targets (issue):\n\n")
 			for _, t := range ts {
 				p("- %s — %s\n", t.text, t.result)
 			}

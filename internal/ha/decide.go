@@ -212,9 +212,16 @@ func decideStoppedLeader(o Observation) Decision {
 	if !o.PG.DownSince.IsZero() {
 		down = o.Now.Sub(o.PG.DownSince)
 	}
-	if o.PG.StartFailed || down >= timeout {
-		return decide(fmt.Sprintf("PostgreSQL has been down for %s (primary_start_timeout %s, start failed: %t): releasing the leader key so a replica can take over",
+	if down >= timeout {
+		return decide(fmt.Sprintf("PostgreSQL has been down for %s (primary_start_timeout %s, last start failed: %t): releasing the leader key so a replica can take over",
 			down.Round(time.Millisecond), timeout, o.PG.StartFailed), act(ReleaseLeader))
+	}
+	if o.PG.StartFailed {
+		// A first attempt can fail only because the killed postmaster's
+		// children have not exited yet ("pre-existing shared memory block
+		// is still in use"): keep trying until primary_start_timeout.
+		return decide(fmt.Sprintf("restart in place failed after %s down; retrying until primary_start_timeout (%s)",
+			down.Round(time.Millisecond), timeout), act(StartPrimary))
 	}
 	return decide("PostgreSQL is not running on the leader: restarting it in place", act(StartPrimary))
 }

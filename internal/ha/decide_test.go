@@ -273,10 +273,19 @@ func TestDecide(t *testing.T) {
 			want: []Kind{ReleaseLeader},
 		},
 		{
-			name: "crashed leader releases the key when the restart failed",
+			name: "crashed leader retries a failed restart within primary_start_timeout",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.PG.Running, o.PG.Answered = false, false
 				o.PG.DownSince = t0
+				o.PG.StartFailed = true
+			}),
+			want: []Kind{StartPrimary}, reason: "retrying",
+		},
+		{
+			name: "crashed leader releases the key when restarts keep failing past primary_start_timeout",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.PG.Running, o.PG.Answered = false, false
+				o.PG.DownSince = t0.Add(-o.Config.PrimaryStartTimeoutDuration())
 				o.PG.StartFailed = true
 			}),
 			want: []Kind{ReleaseLeader},
