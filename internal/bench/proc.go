@@ -1,9 +1,8 @@
 package bench
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
+	"github.com/regent-ha/regent/internal/procfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,57 +11,11 @@ import (
 	"time"
 )
 
-// clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat. It
-// is 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// procStat holds the fields of /proc/<pid>/stat the bench reads.
-type procStat struct {
-	state byte
-	ppid  int
-	// cpu is utime+stime+cutime+cstime: the process's own CPU time and
-	// that of the children it has waited for (helpers it ran).
-	cpu time.Duration
-}
-
-// readProcStat parses /proc/<pid>/stat. The command name is in parentheses
-// and may contain spaces, so fields are counted after the last ')'.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	j := bytes.LastIndexByte(b, ')')
-	if j < 0 {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	// After ')': state(3) ppid(4) pgrp(5) session(6) tty(7) tpgid(8)
-	// flags(9) minflt(10) cminflt(11) majflt(12) cmajflt(13) utime(14)
-	// stime(15) cutime(16) cstime(17).
-	f := strings.Fields(string(b[j+1:]))
-	if len(f) < 15 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	var ticks int64
-	for _, k := range []int{11, 12, 13, 14} {
-		v, err := strconv.ParseInt(f[k], 10, 64)
-		if err != nil {
-			return procStat{}, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-		}
-		ticks += v
-	}
-	return procStat{state: f[0][0], ppid: ppid, cpu: time.Duration(ticks) * time.Second / clockTicks}, nil
-}
-
 // cpuTime returns the CPU time used so far by pid (with its reaped
 // children).
 func cpuTime(pid int) (time.Duration, error) {
-	st, err := readProcStat(pid)
-	return st.cpu, err
+	st, err := procfs.ReadStat(pid)
+	return st.CPU, err
 }
 
 // rssBytes returns VmRSS of pid from /proc/<pid>/status.
@@ -102,19 +55,7 @@ func memStatus(pid int) (map[string]int64, error) {
 }
 
 // alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	st, err := readProcStat(pid)
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	return st.state != 'Z' && st.state != 'X'
-}
+func alive(pid int) bool { return procfs.Alive(pid) }
 
 // postmasterPID reads the first line of dataDir/postmaster.pid and
 // returns it only when that process is a live postgres whose working

@@ -1,15 +1,13 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/localcluster"
+	"github.com/regent-ha/regent/internal/procfs"
 )
 
 // TestKilledLeaderAgentIsFenced kills -9 only the leader's agent, leaving
@@ -57,21 +55,7 @@ func TestKilledLeaderAgentIsFenced(t *testing.T) {
 
 // alive reports whether pid runs; a zombie (killed, not yet reaped because
 // its parent, the agent, is gone) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	if i := strings.LastIndex(s, ")"); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
+func alive(pid int) bool { return procfs.Alive(pid) }
 
 // TestFrozenLeaderAgentIsFenced SIGSTOPs the leader's agent: its fence
 // process kills the postmaster before a replica is promoted, and after

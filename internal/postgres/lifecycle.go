@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/regent-ha/regent/internal/procfs"
 	"io"
 	"os"
 	"os/exec"
@@ -395,7 +396,7 @@ func (i *Instance) Stop(ctx context.Context, mode StopMode, escalateAfter time.D
 			kids = append(kids, p)
 		}
 	}
-	if st, err := readProcStat(pid); err == nil && st.pgrp == pid {
+	if st, err := procfs.ReadStat(pid); err == nil && st.PGRP == pid {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)

@@ -1,9 +1,9 @@
 package postgres
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"github.com/regent-ha/regent/internal/procfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,51 +11,8 @@ import (
 	"syscall"
 )
 
-// procStat holds the fields of /proc/<pid>/stat Regent needs.
-type procStat struct {
-	state byte
-	ppid  int
-	pgrp  int
-}
-
-// readProcStat parses /proc/<pid>/stat. The command name is in parentheses
-// and may contain spaces, so fields are counted after the last ')'.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	j := bytes.LastIndexByte(b, ')')
-	if j < 0 {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[j+1:]))
-	if len(f) < 3 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	pgrp, err2 := strconv.Atoi(f[2])
-	if err := errors.Join(err1, err2); err != nil {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
-	}
-	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp}, nil
-}
-
 // processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	st, err := readProcStat(pid)
-	if err != nil {
-		// No /proc entry (or not Linux): trust kill(0).
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	return st.state != 'Z' && st.state != 'X'
-}
+func processAlive(pid int) bool { return procfs.Alive(pid) }
 
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
@@ -69,7 +26,7 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if st, err := readProcStat(n); err == nil && st.ppid == pid {
+		if st, err := procfs.ReadStat(n); err == nil && st.PPID == pid {
 			out = append(out, n)
 		}
 	}
