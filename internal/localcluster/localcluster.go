@@ -32,6 +32,13 @@ type MemberSpec struct {
 	APIPort int
 	// Tags are written to the member's tags section (nofailover, ...).
 	Tags map[string]any
+	// Etcd overrides Spec.Etcd for this member: the fault-injection
+	// suite gives every member its own proxies in front of etcd.
+	Etcd []string
+	// PGConnect and APIConnect, when set, are the addresses published to
+	// the other members (connect_address) instead of the listen ports.
+	PGConnect  string
+	APIConnect string
 }
 
 // Spec describes a local cluster.
@@ -151,10 +158,14 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 		return nil
 	}
 	secrets := filepath.Join(c.Spec.Dir, "secrets")
+	etcd := c.Spec.Etcd
+	if len(m.Etcd) > 0 {
+		etcd = m.Etcd
+	}
 	doc := map[string]any{
 		"scope": c.Spec.Scope,
 		"name":  m.Name,
-		"etcd":  map[string]any{"endpoints": c.Spec.Etcd},
+		"etcd":  map[string]any{"endpoints": etcd},
 		"restapi": map[string]any{
 			"listen": "127.0.0.1:" + strconv.Itoa(m.APIPort),
 			// Mutating endpoints need these credentials; health checks
@@ -177,6 +188,12 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 	}
 	if len(m.Tags) > 0 {
 		doc["tags"] = m.Tags
+	}
+	if m.PGConnect != "" {
+		doc["postgresql"].(map[string]any)["connect_address"] = m.PGConnect
+	}
+	if m.APIConnect != "" {
+		doc["restapi"].(map[string]any)["connect_address"] = m.APIConnect
 	}
 	if c.Spec.BinDir != "" {
 		doc["postgresql"].(map[string]any)["bin_dir"] = c.Spec.BinDir

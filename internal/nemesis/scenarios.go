@@ -1,0 +1,440 @@
+package nemesis
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// Scenario is one row of the fault matrix (numbers follow
+// ../shared/reference/reliability.md §5.2).
+type Scenario struct {
+	Num   int
+	Name  string
+	Modes []Mode
+	// Failsafe runs the scenario with failsafe_mode on.
+	Failsafe bool
+	// Unavailable, if set, says why the scenario cannot run in env.
+	Unavailable func(*Env) string
+	// Inject applies the fault, holds it, and may heal parts of it; the
+	// runner heals the rest.
+	Inject func(context.Context, *Run) error
+	// Check adds scenario-specific rules on the result.
+	Check func(Result) []string
+}
+
+// ID names a scenario row: its number plus a suffix for variants.
+func (s Scenario) ID() string {
+	if s.Failsafe {
+		return fmt.Sprintf("%d-failsafe", s.Num)
+	}
+	return fmt.Sprint(s.Num)
+}
+
+// hold is how long a fault that should cause a failover stays in place:
+// well beyond the TTL (5 s) plus promotion.
+const hold = 12 * time.Second
+
+var both = []Mode{Async, Sync}
+
+// maxFailovers returns a check allowing at most n failovers.
+func maxFailovers(n int) func(Result) []string {
+	return func(res Result) []string {
+		if res.Failovers > n {
+			return []string{fmt.Sprintf("%d failovers, at most %d expected", res.Failovers, n)}
+		}
+		return nil
+	}
+}
+
+// Scenarios is the whole matrix.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{Num: 1, Name: "kill -9 the primary's postmaster (agent alive)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.KillPostmaster(r.Leader)
+				// The agent restarts it in place; wait for writes there.
+				n := r.W.AckCount(r.Leader)
+				if !r.W.WaitAcks(ctx, r.Leader, n+5, 40*time.Second) {
+					r.Notef("no in-place recovery within 40 s")
+				}
+				return nil
+			},
+			Check: maxFailovers(0)},
+		{Num: 2, Name: "kill -9 the primary's agent (PostgreSQL keeps running)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.KillAgent(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 2*time.Second)
+			}},
+		{Num: 3, Name: "kill -9 agent and postmaster together (host loss)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.KillHost(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 2*time.Second)
+			}},
+		{Num: 4, Name: "SIGSTOP the whole primary node for > TTL, then SIGCONT", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.FreezeHost(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				if err := r.Hold(ctx, 3*time.Second); err != nil {
+					return err
+				}
+				r.Env.ResumeAll()
+				return r.Hold(ctx, 5*time.Second) // let the old node act on its resume
+			}},
+		{Num: 5, Name: "SIGSTOP only the primary's agent for > TTL", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.FreezeAgent(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				if err := r.Hold(ctx, 2*time.Second); err != nil {
+					return err
+				}
+				r.Env.ResumeAll()
+				return r.Hold(ctx, 5*time.Second)
+			}},
+		{Num: 6, Name: "SIGSTOP only the primary's postmaster (backends keep running)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.FreezePostmaster(r.Leader)
+				return r.Hold(ctx, 20*time.Second)
+			}},
+		{Num: 7, Name: "partition the primary from every etcd member", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutFromEtcd(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 3*time.Second)
+			}},
+		{Num: 7, Name: "partition the primary from every etcd member, failsafe_mode on", Modes: both, Failsafe: true,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutFromEtcd(r.Leader)
+				return r.Hold(ctx, hold)
+			},
+			Check: maxFailovers(0)},
+		{Num: 8, Name: "partition the primary from etcd and from the other members", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutFromEtcd(r.Leader)
+				r.Env.CutFromPeers(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 3*time.Second)
+			}},
+		{Num: 9, Name: "cut replication to the primary (etcd reachable)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutReplication(r.Leader)
+				return r.Hold(ctx, hold)
+			},
+			Check: maxFailovers(0)},
+		{Num: 11, Name: "etcd quorum loss (2 of 3 killed) for > TTL, then restore", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.KillEtcd(0)
+				r.Env.KillEtcd(1)
+				if err := r.Hold(ctx, hold); err != nil {
+					return err
+				}
+				for _, i := range []int{0, 1} {
+					if err := r.Env.StartEtcd(i); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Check: maxFailovers(1)},
+		{Num: 12, Name: "etcd leader killed and restarted 5 times (quorum kept)", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				for range 5 {
+					i := r.Env.EtcdLeader(ctx)
+					if i < 0 {
+						i = 0
+					}
+					r.Env.KillEtcd(i)
+					if err := r.Hold(ctx, 2*time.Second); err != nil {
+						return err
+					}
+					if err := r.Env.StartEtcd(i); err != nil {
+						return err
+					}
+					if err := r.Hold(ctx, 2*time.Second); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Check: maxFailovers(0)},
+		{Num: 13, Name: "etcd leader stalled (SIGSTOP 3 s, as CPU starvation or a stuck disk) 3 times", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				for range 3 {
+					i := r.Env.EtcdLeader(ctx)
+					if i < 0 {
+						i = 0
+					}
+					r.Env.PauseEtcd(i)
+					if err := r.Hold(ctx, 3*time.Second); err != nil {
+						return err
+					}
+					r.Env.ResumeAll()
+					if err := r.Hold(ctx, 3*time.Second); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Check: maxFailovers(0)},
+		{Num: 15, Name: "replicas lag beyond maximum_lag_on_failover when the primary dies", Modes: []Mode{Async},
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutReplication(r.Leader)
+				// About 4 MB of WAL the replicas cannot receive.
+				if err := r.Env.Exec(ctx, r.Leader, "CREATE TABLE IF NOT EXISTS nemesis_bulk AS SELECT 1 AS x WHERE false; "+
+					"INSERT INTO nemesis_bulk SELECT g FROM generate_series(1, 100000) g"); err != nil {
+					return fmt.Errorf("bulk write: %w", err)
+				}
+				r.Env.KillHost(r.Leader)
+				if l := r.WaitNewLeader(ctx, hold); l != "" {
+					r.Failf("%s was promoted although every replica lagged beyond maximum_lag_on_failover", l)
+				}
+				// Bring the old primary back: it holds every write and
+				// takes the leadership again.
+				r.Env.HealLinks()
+				return r.Env.StartAgent(r.Leader)
+			}},
+		{Num: 16, Name: "double failure: the synchronous standby dies, then the primary", Modes: []Mode{Sync},
+			Inject: func(ctx context.Context, r *Run) error {
+				v, err := r.Env.View(ctx)
+				if err != nil || v.Sync == nil || len(v.Sync.Members) == 0 {
+					return fmt.Errorf("no synchronous standby published: %v", err)
+				}
+				standby := v.Sync.Members[0]
+				r.Env.KillHost(standby)
+				// The primary moves the synchronous role to the remaining
+				// replica (or, in strict mode, waits).
+				_, moved := r.WaitView(ctx, 20*time.Second, func(v *cluster.Cluster) bool {
+					return v.Sync != nil && len(v.Sync.Members) > 0 && v.Sync.Members[0] != standby
+				})
+				r.Notef("synchronous role moved before the second failure: %v", moved)
+				r.Env.KillHost(r.Leader)
+				l := r.WaitNewLeader(ctx, 30*time.Second)
+				if moved && l == "" {
+					r.Failf("the remaining synchronous standby was not promoted")
+				}
+				return r.Hold(ctx, 2*time.Second)
+			}},
+		{Num: 17, Name: "disk full on the primary's data directory", Modes: both,
+			Unavailable: func(e *Env) string {
+				if !e.HasTmpfs() {
+					return "needs a per-member tmpfs (mount privileges)"
+				}
+				return ""
+			},
+			Inject: func(ctx context.Context, r *Run) error {
+				filler := filepath.Join(r.Env.Cluster.DataDir(r.Leader), "nemesis-filler")
+				fillDisk(filler)
+				defer os.Remove(filler)
+				l := r.WaitNewLeader(ctx, 60*time.Second)
+				r.Notef("new leader after disk full: %q", l)
+				return r.Hold(ctx, 2*time.Second)
+			}},
+		{Num: 20, Name: "two concurrent switchover requests to different candidates", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				codes := concurrentSwitchovers(ctx, r)
+				ok := 0
+				for _, c := range codes {
+					if c == http.StatusOK {
+						ok++
+					}
+				}
+				r.Notef("switchover answers %v", codes)
+				if ok != 1 {
+					r.Failf("%d switchover requests succeeded, exactly 1 expected (answers %v)", ok, codes)
+				}
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 2*time.Second)
+			},
+			Check: maxFailovers(1)},
+		{Num: 21, Name: "power loss of every node incl. etcd, stale ex-leader restarted first", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				// Make the first leader stale: fail it over and keep it down.
+				old := r.Leader
+				r.Env.KillHost(old)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				if err := r.Hold(ctx, 2*time.Second); err != nil {
+					return err
+				}
+				for _, m := range others(r.Env.Members, old) {
+					r.Env.KillHost(m)
+				}
+				for i := range r.Env.etcd {
+					r.Env.KillEtcd(i)
+				}
+				for i := range r.Env.etcd {
+					if err := r.Env.StartEtcd(i); err != nil {
+						return err
+					}
+				}
+				if err := r.Env.StartAgent(old); err != nil {
+					return err
+				}
+				if err := r.Hold(ctx, 8*time.Second); err != nil {
+					return err
+				}
+				if v, err := r.Env.View(ctx); err == nil && v.LeaderName() == old {
+					r.Failf("the stale ex-leader %s took the leader key", old)
+				}
+				return nil
+			}},
+		{Num: 22, Name: "network flapping: the primary cut from etcd on and off (1-5 s) for 40 s", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 22))
+				end := time.Now().Add(40 * time.Second)
+				for time.Now().Before(end) {
+					r.Env.CutFromEtcd(r.Leader)
+					if err := r.Hold(ctx, time.Duration(1000+rng.IntN(4000))*time.Millisecond); err != nil {
+						return err
+					}
+					r.Env.HealEtcdLinks(r.Leader)
+					if err := r.Hold(ctx, time.Duration(1000+rng.IntN(4000))*time.Millisecond); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Check: maxFailovers(3)},
+		{Num: 24, Name: "switchover while a stalled logical walsender holds the shutdown", Modes: both,
+			Inject: func(ctx context.Context, r *Run) error {
+				stop, err := stalledLogicalConsumer(ctx, r)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				t0 := time.Now()
+				codes := []int{switchover(ctx, r, r.Replicas[0])}
+				if codes[0] != http.StatusOK {
+					r.Failf("switchover answered %v", codes)
+				}
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("switchover did not complete within 30 s")
+				}
+				r.Notef("switchover completed in %s", time.Since(t0).Round(time.Millisecond))
+				return r.Hold(ctx, 2*time.Second)
+			}},
+		{Num: 25, Name: "commits cancelled while waiting for the synchronous standby, then the primary crashes", Modes: []Mode{Sync},
+			Inject: func(ctx context.Context, r *Run) error {
+				r.Env.CutReplication(r.Leader)
+				// Commits now wait for the standby; the workload gives up
+				// after its timeout and cancels them (committed locally).
+				if err := r.Hold(ctx, 5*time.Second); err != nil {
+					return err
+				}
+				if ids, err := ReadIDs(ctx, r.Env.DSN(r.Leader)); err == nil {
+					r.W.See(ids)
+				}
+				r.Env.KillHost(r.Leader)
+				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+					r.Failf("no new leader within 30 s")
+				}
+				return r.Hold(ctx, 2*time.Second)
+			}},
+	}
+}
+
+// fillDisk writes the file until the filesystem is full.
+func fillDisk(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte{0xAB}, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// switchover asks the leader's REST API to hand over to candidate and
+// returns the HTTP status (0 when there was no answer).
+func switchover(ctx context.Context, r *Run, candidate string) int {
+	body, _ := json.Marshal(map[string]string{"leader": r.Leader, "candidate": candidate})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Env.Cluster.APIURL(r.Leader)+"/switchover", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.SetBasicAuth("regent", r.Env.Cluster.Password("restapi"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// concurrentSwitchovers sends one switchover request per replica at once.
+func concurrentSwitchovers(ctx context.Context, r *Run) []int {
+	codes := make([]int, len(r.Replicas))
+	var wg sync.WaitGroup
+	for i, c := range r.Replicas {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i] = switchover(ctx, r, c) }()
+	}
+	wg.Wait()
+	return codes
+}
+
+// stalledLogicalConsumer creates a logical slot on the leader, attaches
+// pg_recvlogical to it and stops that client with SIGSTOP after writing
+// enough WAL that its walsender has output pending. It returns a function
+// that kills the client and drops the slot wherever it lives.
+func stalledLogicalConsumer(ctx context.Context, r *Run) (func(), error) {
+	slot := "nemesis_logical"
+	if err := r.Env.Exec(ctx, r.Leader, "SELECT pg_create_logical_replication_slot('"+slot+"', 'test_decoding')"); err != nil &&
+		!strings.Contains(err.Error(), "already exists") {
+		return nil, fmt.Errorf("creating logical slot: %w", err)
+	}
+	m, _ := r.Env.Cluster.Member(r.Leader)
+	cmd := exec.Command("/usr/lib/postgresql/15/bin/pg_recvlogical", "-h", "127.0.0.1", "-p", fmt.Sprint(m.PGPort),
+		"-U", "postgres", "-d", "postgres", "-S", slot, "--start", "-f", "/dev/null")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+r.Env.Cluster.Password("superuser"))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting pg_recvlogical: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	_ = r.Hold(ctx, time.Second)
+	_ = cmd.Process.Signal(syscall.SIGSTOP)
+	if err := r.Env.Exec(ctx, r.Leader, "CREATE TABLE IF NOT EXISTS nemesis_bulk AS SELECT 1 AS x WHERE false; "+
+		"INSERT INTO nemesis_bulk SELECT g FROM generate_series(1, 200000) g"); err != nil {
+		r.Notef("bulk write for the logical consumer: %v", err)
+	}
+	return func() {
+		_ = cmd.Process.Kill()
+		for _, member := range r.Env.Members {
+			_ = r.Env.Exec(context.Background(), member, "SELECT pg_drop_replication_slot('"+slot+"') FROM pg_replication_slots WHERE slot_name = '"+slot+"'")
+		}
+	}, nil
+}
