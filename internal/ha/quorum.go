@@ -105,7 +105,8 @@ func quorumPublishSafer(o Observation, published []string, q int, desired []stri
 	reason := fmt.Sprintf("publishing the safer quorum state [%s] with quorum %d (was [%s] with quorum %d) before synchronous_standby_names changes",
 		strings.Join(keep, ","), safe, strings.Join(published, ","), q)
 	if dropped := minus(published, keep); len(dropped) > 0 {
-		reason += fmt.Sprintf(": [%s] no longer stream from this leader or may not be synchronous", strings.Join(dropped, ","))
+		reason += fmt.Sprintf(", dropping [%s], which can no longer be a quorum standby (not streaming from this leader, nosync, or gone)",
+			strings.Join(dropped, ","))
 	}
 	return decide(reason, Action{Kind: PublishSync, Names: keep, Quorum: safe}, act(LeaderHousekeeping)), true
 }
