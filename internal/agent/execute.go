@@ -154,13 +154,14 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 	case ha.SetSyncStandbys:
 		sctx, cancel := context.WithTimeout(ctx, rt)
 		defer cancel()
-		if err := a.pg.SetSyncStandbys(sctx, act.Names); err != nil {
+		if err := a.pg.SetSyncStandbys(sctx, act.Names, act.Quorum); err != nil {
 			return err
 		}
 		a.syncSetLSN, a.syncSetAt = 0, time.Now()
-		a.log.Info("synchronous_standby_names changed", "action", "set_sync_standbys", "standbys", act.Names, "reason", d.Reason)
+		a.log.Info("synchronous_standby_names changed", "action", "set_sync_standbys", "standbys", act.Names,
+			"any", act.Quorum, "reason", d.Reason)
 	case ha.PublishSync:
-		return a.publishSync(ctx, o, act.Names, d.Reason)
+		return a.publishSync(ctx, o, act.Names, act.Quorum, d.Reason)
 	case ha.HandOver:
 		a.metrics.RecordDemotion(metrics.DemotionSwitchover)
 		return a.handOver(ctx, o, act.Target, d.Reason)
@@ -363,7 +364,7 @@ func (a *Agent) slotFor(view *cluster.Cluster, upstream string) string {
 
 // publishSync writes (or, with synchronous mode off, deletes) the sync key,
 // guarded by the revision this loop read.
-func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []string, reason string) error {
+func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []string, quorum int, reason string) error {
 	sctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
 	var rev int64
@@ -378,7 +379,7 @@ func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []strin
 		}
 		ok, err = a.dcs.DeleteSync(sctx, rev)
 	} else {
-		ok, err = a.dcs.SetSync(sctx, cluster.SyncState{Leader: a.cfg.Name, Members: names}, rev)
+		ok, err = a.dcs.SetSync(sctx, cluster.SyncState{Leader: a.cfg.Name, Members: names, Quorum: quorum}, rev)
 	}
 	if err != nil {
 		return err
@@ -386,7 +387,7 @@ func (a *Agent) publishSync(ctx context.Context, o ha.Observation, names []strin
 	if !ok {
 		return fmt.Errorf("sync key changed concurrently; retrying next loop")
 	}
-	a.log.Info("sync key updated", "action", "publish_sync", "standbys", names, "reason", reason)
+	a.log.Info("sync key updated", "action", "publish_sync", "standbys", names, "quorum", quorum, "reason", reason)
 	return nil
 }
 

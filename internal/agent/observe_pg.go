@@ -101,10 +101,11 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	p.ReplayLSN = st.ReplayLSN
 	p.Streaming = st.ReplicationState == "streaming"
 	p.SyncStandbyNames = postgres.ParseSyncStandbyNames(st.SyncStandbyNames)
+	p.SyncQuorum = postgres.ParseSyncStandbyQuorum(st.SyncStandbyNames)
 	p.StandbyFlush = make(map[string]int64, len(st.Replication))
 	for _, r := range st.Replication {
 		p.StandbyFlush[r.ApplicationName] = r.FlushLSN
-		if r.SyncState == "sync" {
+		if r.SyncState == "sync" || r.SyncState == "quorum" {
 			p.SyncReported = append(p.SyncReported, r.ApplicationName)
 		}
 	}

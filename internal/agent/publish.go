@@ -113,7 +113,11 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		FencingActive:        a.fencing.Load(),
 		WatchdogState:        a.watchdogState(),
 		PendingRestart:       len(a.pendingRestart) > 0 && p.Running,
-		SyncStandby:          p.InRecovery && o.Cluster != nil && o.Cluster.Sync.Has(a.cfg.Name),
+	}
+	if listed := p.InRecovery && o.Cluster != nil && o.Cluster.Sync.Has(a.cfg.Name); a.dyn.SynchronousMode == cluster.SyncQuorum {
+		snap.QuorumStandby = listed
+	} else {
+		snap.SyncStandby = listed
 	}
 	if role == cluster.RolePrimary && a.dyn.SynchronousMode.Enabled() {
 		snap.SyncStandbysExpected = a.dyn.SynchronousNodeCount

@@ -143,12 +143,29 @@ type Failover struct {
 // SyncState is the sync key: the members the leader has made synchronous.
 // A member is listed only after PostgreSQL waits for it
 // (synchronous_standby_names), and is removed from the key before it is
-// removed from synchronous_standby_names, so every listed member holds every
-// commit acknowledged since it was listed.
+// removed from synchronous_standby_names.
+//
+// With Quorum 0 (synchronous_mode on) every listed member holds every
+// acknowledged commit. With Quorum q > 0 (synchronous_mode quorum, Patroni's
+// "quorum" field) a listed member can only be sure to hold every
+// acknowledged commit together with q other listed members that are not
+// ahead of it: at least len(Members) - q listed members hold each
+// acknowledged commit, so any q+1 of them include one that does
+// (R + W > N with R = q+1, W = len(Members) - q).
 type SyncState struct {
 	Leader   string
 	Members  []string
+	Quorum   int
 	Revision int64
+}
+
+// ReadQuorum is how many listed members, a candidate included, must be
+// compared to find one that holds every acknowledged commit: Quorum+1.
+func (s *SyncState) ReadQuorum() int {
+	if s == nil {
+		return 0
+	}
+	return s.Quorum + 1
 }
 
 // Has reports whether name is a listed synchronous standby.

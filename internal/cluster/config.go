@@ -39,13 +39,18 @@ type DynamicConfig struct {
 	PeerTimeout float64 `json:"peer_timeout" yaml:"peer_timeout"`
 	// SynchronousMode is "off", "on" (Patroni's synchronous_mode: true) or
 	// "quorum". With "on", the leader keeps synchronous_node_count
-	// streaming replicas in synchronous_standby_names and only those may be
-	// promoted automatically.
+	// streaming replicas in synchronous_standby_names (FIRST n) and only
+	// those may be promoted automatically. With "quorum", it lists every
+	// eligible streaming replica as ANY synchronous_node_count (...), and a
+	// listed replica may be promoted automatically only when it sees enough
+	// of the listed members to be sure it holds every acknowledged commit.
 	SynchronousMode SyncMode `json:"synchronous_mode" yaml:"synchronous_mode"`
 	// SynchronousModeStrict keeps commits waiting when no synchronous
-	// standby is available instead of falling back to asynchronous.
+	// standby is available instead of falling back to asynchronous (both
+	// modes).
 	SynchronousModeStrict bool `json:"synchronous_mode_strict" yaml:"synchronous_mode_strict"`
-	// SynchronousNodeCount is how many synchronous standbys to keep.
+	// SynchronousNodeCount is how many synchronous standbys to keep (on),
+	// or how many standbys must confirm each commit (quorum: ANY n).
 	SynchronousNodeCount int `json:"synchronous_node_count" yaml:"synchronous_node_count"`
 	// FailsafeMode keeps the primary running through a DCS outage for as
 	// long as every member listed in the failsafe key acknowledges it over
@@ -163,9 +168,7 @@ func (c DynamicConfig) Validate() error {
 		bad("peer_timeout must be positive, got %g", c.PeerTimeout)
 	}
 	switch c.SynchronousMode {
-	case SyncOff, SyncOn:
-	case SyncQuorum:
-		bad("synchronous_mode quorum is not supported yet: use on (FIRST n) or off")
+	case SyncOff, SyncOn, SyncQuorum:
 	default:
 		bad("synchronous_mode must be off, on or quorum, got %q", c.SynchronousMode)
 	}

@@ -79,7 +79,7 @@ type syncJSON struct {
 
 // MarshalJSON encodes the sync key with sorted, comma-joined members.
 func (s SyncState) MarshalJSON() ([]byte, error) {
-	v := syncJSON{Leader: s.Leader}
+	v := syncJSON{Leader: s.Leader, Quorum: s.Quorum}
 	if len(s.Members) > 0 {
 		members := append([]string(nil), s.Members...)
 		sort.Strings(members)
@@ -96,6 +96,7 @@ func (s *SyncState) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	s.Leader = v.Leader
+	s.Quorum = v.Quorum
 	s.Members = nil
 	if v.SyncStandby != nil {
 		for _, m := range strings.Split(*v.SyncStandby, ",") {

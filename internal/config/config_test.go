@@ -195,6 +195,12 @@ func TestDefaults(t *testing.T) {
 				t.Errorf("bootstrap.dcs = %+v, want %+v", c.Bootstrap.DCS, want)
 			}
 		}},
+		{"synchronous_mode quorum", base + "bootstrap:\n  dcs: {synchronous_mode: quorum, synchronous_node_count: 2, synchronous_mode_strict: true}\n", func(t *testing.T, c *config.Config) {
+			d := c.Bootstrap.DCS
+			if d.SynchronousMode != cluster.SyncQuorum || d.SynchronousNodeCount != 2 || !d.SynchronousModeStrict {
+				t.Errorf("bootstrap.dcs = %+v", d)
+			}
+		}},
 		{"parameters keep scalars as written", base + "  parameters: {max_connections: 100, hot_standby: true, fsync: off, ratio: 0.50, archive_command: ''}\n", func(t *testing.T, c *config.Config) {
 			want := map[string]string{"max_connections": "100", "hot_standby": "true", "fsync": "off", "ratio": "0.50", "archive_command": ""}
 			if !reflect.DeepEqual(c.PostgreSQL.Parameters, want) {
@@ -261,6 +267,7 @@ func TestParseErrors(t *testing.T) {
 		{"unreachable connect address", base + "restapi: {listen: 0.0.0.0:8008}\n", []string{`restapi.connect_address "0.0.0.0:8008" cannot be reached by other members`}},
 		{"same port", base + "  listen: 10.0.0.1:8008\nrestapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008}\n", []string{"use the same port on the same address"}},
 		{"bad log level", base + "log: {level: verbose, format: xml}\n", []string{`log.level "verbose"`, `log.format "xml"`}},
+		{"unknown synchronous_mode", base + "bootstrap:\n  dcs: {synchronous_mode: any}\n", []string{`synchronous_mode must be off, on or quorum, got "any"`}},
 		{"timing invariant", base + "bootstrap:\n  dcs: {ttl: 3, loop_wait: 2, retry_timeout: 2}\n", []string{"member.yaml: bootstrap.dcs: loop_wait + 2*retry_timeout must not exceed ttl"}},
 		{"missing TLS file", strings.Replace(base, "etcd:\n", "etcd:\n  cacert: "+filepath.Join(dir, "ca.pem")+"\n", 1), []string{"etcd.cacert file", "ca.pem", "no such file"}},
 		{"cert without key", strings.Replace(base, "etcd:\n", "etcd:\n  cert: "+filepath.Join(dir, "nope.pem")+"\n", 1), []string{"etcd.cert file", "nope.pem", "etcd.cert and etcd.key must be given together"}},

@@ -1,8 +1,11 @@
 package dcs
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 func TestDecodeFailover(t *testing.T) {
@@ -102,5 +105,25 @@ func TestRelevant(t *testing.T) {
 		if got := c.relevant(key); got != want {
 			t.Errorf("relevant(%q) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// TestSyncKeyPatroniForm: the sync key is Patroni's JSON, with the quorum
+// field of synchronous_mode quorum.
+func TestSyncKeyPatroniForm(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(cluster.SyncState{Leader: "n1", Members: []string{"n3", "n2"}, Quorum: 1})
+	if err != nil || string(b) != `{"leader":"n1","sync_standby":"n2,n3","quorum":1}` {
+		t.Fatalf("encoded %s, %v", b, err)
+	}
+	var st cluster.SyncState
+	if err := json.Unmarshal([]byte(`{"leader":"a","sync_standby":"b, c","quorum":2}`), &st); err != nil ||
+		st.Leader != "a" || len(st.Members) != 2 || st.Members[1] != "c" || st.Quorum != 2 || st.ReadQuorum() != 3 {
+		t.Fatalf("decoded %+v, %v", st, err)
+	}
+	// synchronous_mode on: no quorum field, and every member alone suffices.
+	b, _ = json.Marshal(cluster.SyncState{Leader: "n1", Members: []string{"n2"}})
+	if string(b) != `{"leader":"n1","sync_standby":"n2"}` {
+		t.Fatalf("encoded %s", b)
 	}
 }

@@ -1,6 +1,9 @@
 package ha
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Kind is an action the agent can execute.
 type Kind int
@@ -58,10 +61,12 @@ const (
 	// cannot be carried out (the reason says why).
 	ClearFailover
 	// SetSyncStandbys sets synchronous_standby_names to exactly Names
-	// (FIRST len(Names); ["*"] = any standby; empty = asynchronous).
+	// (FIRST len(Names), or ANY Quorum (Names) when Quorum > 0; ["*"] = any
+	// standby; empty = asynchronous).
 	SetSyncStandbys
 	// PublishSync writes the sync key with Names as the synchronous
-	// standbys of this leader (nil Names and synchronous mode off: delete).
+	// standbys of this leader and Quorum as its quorum field (nil Names and
+	// synchronous mode off: delete).
 	PublishSync
 )
 
@@ -91,11 +96,19 @@ type Action struct {
 	// Names are the synchronous standbys of SetSyncStandbys and
 	// PublishSync.
 	Names []string
+	// Quorum is, for SetSyncStandbys, the k of ANY k (...) (0: FIRST n)
+	// and, for PublishSync, the sync key's quorum field (0 in
+	// synchronous_mode on).
+	Quorum int
 }
 
 func (a Action) String() string {
 	if a.Kind == SetSyncStandbys || a.Kind == PublishSync {
-		return a.Kind.String() + "[" + strings.Join(a.Names, ",") + "]"
+		s := a.Kind.String() + "[" + strings.Join(a.Names, ",") + "]"
+		if a.Quorum > 0 {
+			s += "/" + strconv.Itoa(a.Quorum)
+		}
+		return s
 	}
 	if a.Target == "" {
 		return a.Kind.String()

@@ -371,6 +371,11 @@ func decideRace(o Observation) Decision {
 				p.Name, p.Priority, prio))
 		}
 	}
+	if o.Config.SynchronousMode.Enabled() {
+		if why := quorumProblem(o); why != "" {
+			return decide("no leader, but not promoting automatically: " + why)
+		}
+	}
 	return decide(fmt.Sprintf("no leader and this member is the healthiest candidate (%s): racing for the key",
 		cluster.FormatLSN(mine)), promotion(o)...)
 }
@@ -396,6 +401,9 @@ func ineligible(o Observation) string {
 			o.Now.Sub(f.HeardAt).Round(time.Millisecond))
 	}
 	if o.Config.SynchronousMode.Enabled() && !syncEligible(c, o.Self.Name) {
+		if o.Config.SynchronousMode == cluster.SyncQuorum {
+			return "synchronous_mode is quorum and this member is not listed in the sync key, so it may miss acknowledged commits"
+		}
 		return "synchronous mode is on and this member is not a published synchronous standby, so it may miss acknowledged commits"
 	}
 	if opt := c.Status.Optime; opt > 0 {

@@ -120,8 +120,13 @@ type Postgres struct {
 	// SyncStandbyNames are the members named in the primary's
 	// synchronous_standby_names ("*" = any standby, nil = none).
 	SyncStandbyNames []string
+	// SyncQuorum is k when synchronous_standby_names is ANY k (...): a
+	// commit waits for any k of the named standbys. 0 for FIRST n (...), a
+	// plain list, "*" or none.
+	SyncQuorum int
 	// SyncReported are the standbys pg_stat_replication reports with
-	// sync_state "sync": PostgreSQL waits for them on every commit.
+	// sync_state "sync" or "quorum": PostgreSQL waits for them (all of
+	// them, or any SyncQuorum of them) on every commit.
 	SyncReported []string
 	// SyncSetLSN is the primary's WAL position observed once its current
 	// synchronous_standby_names had surely taken effect (0 while a change

@@ -38,15 +38,23 @@ func decideSync(o Observation) (Decision, bool) {
 		}
 		return Decision{}, false
 	}
+	if o.Config.SynchronousMode == cluster.SyncQuorum {
+		return decideQuorumSync(o)
+	}
 	var published []string
-	if sync != nil && sync.Leader == self {
+	if sync != nil && sync.Leader == self && sync.Quorum == 0 {
 		published = sync.Members
 	}
 	desired := chooseSync(o, published)
 
 	// 1. Unpublish members that are no longer wanted, and claim the key
-	// after a promotion (it still names the old leader).
+	// after a promotion (it still names the old leader). A key left by
+	// quorum mode is emptied: its members need not each hold every commit.
 	keep := intersect(published, desired)
+	if sync != nil && sync.Leader == self && sync.Quorum != 0 {
+		return decide("synchronous mode changed from quorum to on: publishing an empty sync key before changing synchronous_standby_names",
+			Action{Kind: PublishSync}, act(LeaderHousekeeping)), true
+	}
 	if sync == nil || sync.Leader != self || len(keep) < len(published) {
 		return decide(fmt.Sprintf("publishing synchronous standbys [%s] (dropping [%s]) before changing synchronous_standby_names",
 			strings.Join(keep, ","), strings.Join(minus(published, keep), ",")),
@@ -57,7 +65,7 @@ func decideSync(o Observation) (Decision, bool) {
 	if len(want) == 0 && o.Config.SynchronousModeStrict {
 		want = []string{"*"}
 	}
-	if !sameSet(o.PG.SyncStandbyNames, want) {
+	if !sameSet(o.PG.SyncStandbyNames, want) || o.PG.SyncQuorum != 0 {
 		reason := fmt.Sprintf("setting synchronous_standby_names to [%s]", strings.Join(want, ","))
 		if len(desired) == 0 {
 			if o.Config.SynchronousModeStrict {
@@ -90,6 +98,18 @@ func decideSync(o Observation) (Decision, bool) {
 // streaming replicas of this leader without nosync, keeping the current
 // ones while they qualify, then the least lagging.
 func chooseSync(o Observation, current []string) []string {
+	out := syncCandidates(o, current)
+	if len(out) > o.Config.SynchronousNodeCount {
+		out = out[:o.Config.SynchronousNodeCount]
+	}
+	sort.Strings(out)
+	return out
+}
+
+// syncCandidates lists the streaming replicas of this leader, on its
+// timeline, without nosync or replicatefrom: the current synchronous ones
+// first, then by WAL position, most first.
+func syncCandidates(o Observation, current []string) []string {
 	var candidates []*cluster.Member
 	for _, m := range o.Cluster.SortedMembers() {
 		if m.Name == o.Self.Name || m.EffectiveTags().NoSync || m.EffectiveTags().ReplicateFrom != "" ||
@@ -106,14 +126,10 @@ func chooseSync(o Observation, current []string) []string {
 		}
 		return *candidates[i].XLogLocation > *candidates[j].XLogLocation
 	})
-	var out []string
+	out := make([]string, 0, len(candidates))
 	for _, m := range candidates {
-		if len(out) == o.Config.SynchronousNodeCount {
-			break
-		}
 		out = append(out, m.Name)
 	}
-	sort.Strings(out)
 	return out
 }
 

@@ -196,7 +196,7 @@ func candidateProblem(c *cluster.Cluster, m *cluster.Member) string {
 		return fmt.Sprintf("candidate %q lags %d bytes behind (maximum_lag_on_failover %d)", m.Name, lag, limit)
 	}
 	if c.Config != nil && c.Config.SynchronousMode.Enabled() && !c.Sync.Has(m.Name) {
-		return fmt.Sprintf("candidate %q is not a synchronous standby (synchronous mode is on; sync set: %v)", m.Name, syncMembers(c))
+		return fmt.Sprintf("candidate %q is not a synchronous standby (synchronous_mode is %s; sync set: %v)", m.Name, c.Config.SynchronousMode, syncMembers(c))
 	}
 	return ""
 }

@@ -96,7 +96,7 @@ func (i *Instance) primaryPassfile() string { return filepath.Join(i.runDir, pri
 // primary settings.
 func (i *Instance) renderConfig() (renderedConfig, error) {
 	i.mu.Lock()
-	primConn, primSlot, params, syncNames := i.primConn, i.primSlot, i.opts.Parameters, i.syncNames
+	primConn, primSlot, params, syncNames, syncQuorum := i.primConn, i.primSlot, i.opts.Parameters, i.syncNames, i.syncQuorum
 	i.mu.Unlock()
 
 	var b bytes.Buffer
@@ -114,7 +114,7 @@ func (i *Instance) renderConfig() (renderedConfig, error) {
 	set("wal_log_hints", "on")
 	set("wal_keep_size", "128MB")
 	set("password_encryption", "scram-sha-256")
-	set("synchronous_standby_names", syncStandbyNames(syncNames))
+	set("synchronous_standby_names", syncStandbyNames(syncNames, syncQuorum))
 
 	if len(params) > 0 {
 		b.WriteString("\n# Parameters from the Regent configuration.\n")

@@ -80,6 +80,8 @@ type Instance struct {
 	primSlot string // primary_slot_name
 	// syncNames are the synchronous standbys ("*" = any; nil = none).
 	syncNames []string
+	// syncQuorum is k of ANY k (syncNames); 0 for FIRST n.
+	syncQuorum int
 }
 
 // requiredBinaries are the programs New checks for in BinDir.
@@ -162,7 +164,7 @@ func New(o Options) (*Instance, error) {
 			i.log.Warn("ignoring parameter that Regent controls itself", "parameter", name)
 		}
 	}
-	i.syncNames = managedSyncNames(dd)
+	i.syncNames, i.syncQuorum = managedSyncNames(dd)
 	i.pool = newConnPool(2, i.connect)
 	return i, nil
 }

@@ -66,6 +66,7 @@ type agent struct {
 	// when the agent starts and written to it whenever the agent writes
 	// the configuration (writeConfig).
 	pgSyncNames []string
+	pgSyncAny   int // k of ANY k (pgSyncNames); 0: FIRST n
 	// syncSetLSN and syncSetAt mirror package agent: the primary's WAL
 	// position at the first observation syncSettle after the last
 	// SetSyncStandbys (ha.Postgres.SyncSetLSN), and when that was.
@@ -108,7 +109,7 @@ func newAgent(m *member, inc int) *agent {
 	// postgres.New reads synchronous_standby_names back from the managed
 	// postgresql.conf: it survives an agent restart.
 	if d := m.pg.data; d != nil {
-		a.pgSyncNames = slices.Clone(d.confSyncNames)
+		a.pgSyncNames, a.pgSyncAny = slices.Clone(d.confSyncNames), d.confSyncAny
 	}
 	a.main = newProc(fmt.Sprintf("agent#%d", inc), func(p *proc) { a.run(&actx{a: a, p: p}) })
 	return a
@@ -486,6 +487,9 @@ func (c *actx) observePostgres() ha.Postgres {
 	}
 	p.ControlTimeline = stTimeline
 	p.SyncStandbyNames = slices.Clone(pg.syncNames)
+	if len(pg.syncNames) > 0 && pg.syncNames[0] != "*" {
+		p.SyncQuorum = pg.syncAny
+	}
 	if !pg.standby {
 		states := pg.syncStates()
 		p.StandbyFlush = map[string]int64{}
@@ -495,7 +499,7 @@ func (c *actx) observePostgres() ha.Postgres {
 			if isPrefix(o.pg.data.wal, d.wal) {
 				p.StandbyFlush[o.name] = o.pg.lsn()
 			}
-			if states[o.name] == "sync" {
+			if states[o.name] == "sync" || states[o.name] == "quorum" {
 				p.SyncReported = append(p.SyncReported, o.name)
 			}
 		}

@@ -29,7 +29,8 @@
 //     (CommitProbability per step), as clients with direct connections
 //     would; with
 //     synchronous_standby_names set, a commit is acknowledged only when the
-//     FIRST-n standbys have received it. Standbys stream from their
+//     FIRST-n standbys have received it (with ANY k, quorum commit: when k
+//     of the listed standbys have). Standbys stream from their
 //     upstream while the link is up and their WAL is a prefix of the
 //     upstream's (otherwise they are stuck, as PostgreSQL is after a fork,
 //     until rewound), follow timeline switches, and report "streaming" for
@@ -89,8 +90,8 @@
 //   - history: the history key's timelines strictly increase; and the
 //     leader-key holder, when writable, is on a timeline above every
 //     recorded one and not below any member's data directory.
-//   - acked-lost (synchronous mode): a newly writable member holds every
-//     commit acknowledged before, except a stale primary's.
+//   - acked-lost (synchronous and quorum mode): a newly writable member
+//     holds every commit acknowledged before, except a stale primary's.
 //
 // Violations whose circumstances match an already reported bug outside this
 // package carry Violation.Known (see KnownIssues); the random test logs them

@@ -129,9 +129,9 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 		}
 		return c.promote(o, d.Reason)
 	case ha.SetSyncStandbys:
-		c.setSyncStandbys(act.Names)
+		c.setSyncStandbys(act.Names, act.Quorum)
 	case ha.PublishSync:
-		return c.publishSync(o, act.Names)
+		return c.publishSync(o, act.Names, act.Quorum)
 	case ha.HandOver:
 		return c.handOver(o, act.Target)
 	case ha.ClearFailover:
@@ -213,13 +213,13 @@ func (c *actx) promote(o ha.Observation, reason string) error {
 // is updated, and a running server's configuration is rewritten and
 // reloaded only when it changed (a stopped one gets it at the next start).
 // As package agent does, it restarts the SyncSetLSN settle period.
-func (c *actx) setSyncStandbys(names []string) {
+func (c *actx) setSyncStandbys(names []string, anyK int) {
 	a := c.a
-	same := slices.Equal(a.pgSyncNames, names)
-	a.pgSyncNames = slices.Clone(names)
+	same := slices.Equal(a.pgSyncNames, names) && a.pgSyncAny == anyK
+	a.pgSyncNames, a.pgSyncAny = slices.Clone(names), anyK
 	if pg := a.m.pg; !same && pg.running {
 		a.writeConfig()
-		pg.syncNames = slices.Clone(names)
+		pg.syncNames, pg.syncAny = slices.Clone(names), anyK
 	}
 	a.syncSetLSN, a.syncSetAt = 0, c.mono()
 }
@@ -230,13 +230,13 @@ func (c *actx) setSyncStandbys(names []string) {
 // backup and rewind write it.
 func (a *agent) writeConfig() {
 	if d := a.m.pg.data; d != nil {
-		d.confSyncNames = slices.Clone(a.pgSyncNames)
+		d.confSyncNames, d.confSyncAny = slices.Clone(a.pgSyncNames), a.pgSyncAny
 	}
 }
 
 // publishSync writes (or deletes) the sync key, guarded by the revision
 // this loop read.
-func (c *actx) publishSync(o ha.Observation, names []string) error {
+func (c *actx) publishSync(o ha.Observation, names []string, quorum int) error {
 	a := c.a
 	dl := c.deadline(a.dyn.RetryTimeoutDuration())
 	var rev int64
@@ -251,7 +251,7 @@ func (c *actx) publishSync(o ha.Observation, names []string) error {
 		}
 		ok, err = c.deleteSync(dl, rev)
 	} else {
-		ok, err = c.setSync(dl, cluster.SyncState{Leader: a.m.name, Members: names}, rev)
+		ok, err = c.setSync(dl, cluster.SyncState{Leader: a.m.name, Members: names, Quorum: quorum}, rev)
 	}
 	if err != nil {
 		return err
@@ -259,7 +259,11 @@ func (c *actx) publishSync(o ha.Observation, names []string) error {
 	if !ok {
 		return errors.New("sync key changed concurrently; retrying next loop")
 	}
-	a.tracef("sync key: %s", joinNames(names))
+	if quorum > 0 {
+		a.tracef("sync key: %s, quorum %d", joinNames(names), quorum)
+	} else {
+		a.tracef("sync key: %s", joinNames(names))
+	}
 	return nil
 }
 
@@ -392,7 +396,7 @@ func (c *actx) pgStart(standby bool, upstream string, timeout time.Duration) err
 	a := c.a
 	pg := a.m.pg
 	a.writeConfig()
-	if err := pg.start(standby, upstream, a.pgSyncNames); err != nil {
+	if err := pg.start(standby, upstream, a.pgSyncNames, a.pgSyncAny); err != nil {
 		return err
 	}
 	gen := pg.gen

@@ -145,6 +145,7 @@ type pgData struct {
 	// the agent wrote (agent.writeConfig); a base backup or rewind copies
 	// the source's until the agent rewrites it.
 	confSyncNames []string
+	confSyncAny   int // k of ANY k (confSyncNames); 0: FIRST n
 }
 
 func (d *pgData) clone() *pgData {
@@ -182,6 +183,7 @@ type pgServer struct {
 	stalled   bool
 
 	syncNames []string // effective synchronous_standby_names
+	syncAny   int      // k of ANY k (syncNames); 0: FIRST n
 	fastStop  bool     // a fast shutdown is in progress: no new commits
 	stopping  bool     // an immediate stop was requested (SIGQUIT sent)
 	promoting bool
@@ -240,7 +242,7 @@ func (p *pgServer) later(d time.Duration, fn func()) {
 // start launches a postmaster; it accepts connections after a short
 // recovery. A standby follows upstream. synchronous_standby_names comes
 // from the configuration file the agent wrote.
-func (p *pgServer) start(standby bool, upstream string, syncNames []string) error {
+func (p *pgServer) start(standby bool, upstream string, syncNames []string, syncAny int) error {
 	switch {
 	case p.running:
 		return errors.New("start: PostgreSQL is already running")
@@ -250,7 +252,7 @@ func (p *pgServer) start(standby bool, upstream string, syncNames []string) erro
 	p.gen++
 	p.running, p.ready, p.standby = true, false, standby
 	p.upstream, p.streaming, p.stalled = upstream, false, false
-	p.syncNames = slices.Clone(syncNames)
+	p.syncNames, p.syncAny = slices.Clone(syncNames), syncAny
 	p.fastStop, p.promoting, p.stopping = false, false, false
 	if !standby {
 		p.writableReqAt = p.s.now
@@ -531,9 +533,9 @@ func (p *pgServer) walSenders() []*member {
 	return out
 }
 
-// syncStandbys returns the standbys PostgreSQL waits for (FIRST n of
-// synchronous_standby_names, "*" = any one), and whether enough are
-// connected.
+// syncStandbys returns the standbys PostgreSQL may wait for (FIRST n of
+// synchronous_standby_names, "*" = any one; with ANY k every connected
+// listed one), and whether enough are connected.
 func (p *pgServer) syncStandbys() ([]*member, bool) {
 	if len(p.syncNames) == 0 {
 		return nil, true
@@ -553,6 +555,9 @@ func (p *pgServer) syncStandbys() ([]*member, bool) {
 			}
 		}
 	}
+	if p.syncAny > 0 {
+		return out, len(out) >= p.syncAny
+	}
 	return out, len(out) >= len(p.syncNames)
 }
 
@@ -568,12 +573,15 @@ func (p *pgServer) syncStates() map[string]string {
 	}
 	for _, o := range sync {
 		st[o.name] = "sync"
+		if p.syncAny > 0 {
+			st[o.name] = "quorum"
+		}
 	}
 	return st
 }
 
 // releaseSyncCommits acknowledges the commits every synchronous standby
-// has received.
+// has received (with ANY k: that k of the listed standbys have received).
 func (p *pgServer) releaseSyncCommits() {
 	if len(p.pending) == 0 {
 		return
@@ -590,13 +598,22 @@ func (p *pgServer) releaseSyncCommits() {
 	if !ok {
 		return
 	}
-	upto := p.lsn()
+	var flushed []int64
 	for _, o := range sync {
-		if !isPrefix(o.pg.data.wal, p.data.wal) {
-			return
+		if isPrefix(o.pg.data.wal, p.data.wal) {
+			flushed = append(flushed, o.pg.lsn())
 		}
-		upto = min(upto, o.pg.lsn())
 	}
+	need := len(sync)
+	if p.syncAny > 0 {
+		need = p.syncAny
+	}
+	if len(flushed) < need {
+		return
+	}
+	// The need-th highest flush position: that many standbys have it.
+	slices.Sort(flushed)
+	upto := min(p.lsn(), flushed[len(flushed)-need])
 	n := 0
 	for _, c := range p.pending {
 		if c.pos > upto {

@@ -290,3 +290,84 @@ func TestScenarioSyncNamesSurviveAgentRestart(t *testing.T) {
 		t.Errorf("%d acknowledged commits lost", r.Stats.LostCommits)
 	}
 }
+
+// quorumConfig is a fault-free run in quorum commit mode
+// (synchronous_mode quorum, ANY 1 of the replicas).
+func quorumConfig(d time.Duration) Config {
+	c := syncConfig(d)
+	c.Dynamic.SynchronousMode = cluster.SyncQuorum
+	return c
+}
+
+// TestScenarioQuorumStandbyPromoted: in quorum mode the leader lists both
+// replicas as ANY 1 and publishes them with quorum 1; when its host is
+// lost, the replica that sees the other one and has the most WAL is
+// promoted without losing an acknowledged commit.
+func TestScenarioQuorumStandbyPromoted(t *testing.T) {
+	at := 30 * time.Second
+	r := scenarioWith(t, quorumConfig(120*time.Second), Fault{At: at, Kind: KillNode, Member: "leader", Duration: 40 * time.Second})
+	if !traceHas(r, "sync key: ", ", quorum 1") {
+		t.Error("the sync key was never published with quorum 1")
+	}
+	old := leaderBefore(t, r, at)
+	next := nextTerm(r, old.Member, at)
+	if next == nil || next.How != "promote" {
+		t.Fatalf("no quorum standby was promoted after the leader's host was killed: %+v", next)
+	}
+	if d := next.Start - at; d > dyn.TTLDuration()+2*time.Second {
+		t.Errorf("promotion took %s after the kill, want about TTL", d)
+	}
+	if r.Stats.LostCommits > 0 {
+		t.Errorf("%d acknowledged commits lost", r.Stats.LostCommits)
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal: %s", r.Stats.Unhealed)
+	}
+}
+
+// TestScenarioQuorumDoubleFailureRefuses: with three members in quorum
+// mode (ANY 1 of two replicas, quorum 1), one replica's host dies and the
+// leader's host dies a second later, before the leader could publish a
+// safer state. The surviving replica cannot show it holds every
+// acknowledged commit (the other replica may have confirmed commits
+// alone), so it refuses to promote until that replica is back.
+func TestScenarioQuorumDoubleFailureRefuses(t *testing.T) {
+	at, back := 30*time.Second, 70*time.Second
+	probe := scenarioWith(t, quorumConfig(at+time.Second))
+	leader := leaderBefore(t, probe, at).Member
+	replica := "m1"
+	for _, name := range []string{"m1", "m2", "m3"} {
+		if name != leader {
+			replica = name
+		}
+	}
+	r := scenarioWith(t, quorumConfig(150*time.Second),
+		Fault{At: at, Kind: KillNode, Member: replica, Duration: back - at},
+		Fault{At: at + time.Second, Kind: KillNode, Member: leader, Duration: 60 * time.Second})
+	if next := nextTerm(r, leader, at); next != nil && next.Start < back {
+		t.Fatalf("%s was promoted at %s although it could not see the other quorum standby", next.Member, fmtDur(next.Start))
+	}
+	if !traceHas(r, "must compare its WAL with 1 other listed members") {
+		t.Error("no refusal naming the quorum in the trace")
+	}
+	if next := nextTerm(r, leader, back); next == nil || next.How != "promote" {
+		t.Errorf("no promotion once the second replica was back: %+v", next)
+	}
+	if r.Stats.LostCommits > 0 {
+		t.Errorf("%d acknowledged commits lost", r.Stats.LostCommits)
+	}
+}
+
+// traceHas reports whether a trace line contains every part.
+func traceHas(r Result, parts ...string) bool {
+	for _, l := range r.Trace {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

@@ -66,6 +66,7 @@ func TestSimulatorRandomSchedules(t *testing.T) {
 			continue
 		}
 		sum.add(r)
+		sum.modes[string(RandomConfig(r.Seed).Dynamic.SynchronousMode)]++
 		if !r.Failed() {
 			continue
 		}
@@ -89,8 +90,9 @@ func replay(t *testing.T, seed int64) {
 	cfg := RandomConfig(seed)
 	cfg.TraceLen = 1 << 20
 	r := Run(cfg)
-	t.Logf("seed %d: %d members, %s, synchronous_mode %s, fence process %t, faults every %s\n%s",
-		seed, cfg.Members, cfg.Duration, cfg.Dynamic.SynchronousMode, !cfg.NoFenceProcess, cfg.Faults.MeanInterval,
+	t.Logf("seed %d: %d members, %s, synchronous_mode %s (node count %d, strict %t), fence process %t, faults every %s\n%s",
+		seed, cfg.Members, cfg.Duration, cfg.Dynamic.SynchronousMode, cfg.Dynamic.SynchronousNodeCount,
+		cfg.Dynamic.SynchronousModeStrict, !cfg.NoFenceProcess, cfg.Faults.MeanInterval,
 		strings.Join(r.Trace, "\n"))
 	var sum summary
 	sum.add(&r)
@@ -120,11 +122,13 @@ type summary struct {
 	needsWatchdog                                                     map[string]int
 	unhealedWhy                                                       map[string]int
 	violations                                                        map[string]int
+	modes                                                             map[string]int // runs per synchronous_mode
 }
 
 func (s *summary) add(r *Result) {
 	if s.needsWatchdog == nil {
 		s.needsWatchdog, s.unhealedWhy, s.violations = map[string]int{}, map[string]int{}, map[string]int{}
+		s.modes = map[string]int{}
 	}
 	st := r.Stats
 	s.runs++
@@ -172,6 +176,9 @@ func unhealedClass(u string) string {
 func (s *summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  virtual time %s, %d commits, %d promotions\n", s.virtual.Round(time.Second), s.commits, s.promotions)
+	if len(s.modes) > 0 {
+		fmt.Fprintf(&b, "  synchronous_mode: %s\n", mapString(s.modes))
+	}
 	fmt.Fprintf(&b, "  violations: %d runs: %s\n", s.failed, mapString(s.violations))
 	fmt.Fprintf(&b, "  needs_watchdog (stale primary the agent could not prevent): %s\n", mapString(s.needsWatchdog))
 	fmt.Fprintf(&b, "  acknowledged commits lost by asynchronous failover: %d; timeline forks: %d; refused agents: %d\n",
