@@ -25,10 +25,17 @@ type regentSystem struct {
 	members []Member
 }
 
-func newRegent(dir, binary string, etcd []string, p Profile, pgParams map[string]string) (*regentSystem, error) {
+func newRegent(dir, binary string, etcd []string, p Profile, sync bool, pgParams map[string]string) (*regentSystem, error) {
 	dcs := cluster.DefaultDynamicConfig()
 	if p.TTL > 0 {
 		dcs.TTL, dcs.LoopWait, dcs.RetryTimeout = p.TTL, p.LoopWait, p.RetryTimeout
+	}
+	if sync {
+		// As Patroni's side: synchronous_mode on with Patroni's defaults
+		// for the rest (synchronous_node_count 1, not strict).
+		dcs.SynchronousMode = cluster.SyncOn
+		dcs.SynchronousNodeCount = 1
+		dcs.SynchronousModeStrict = false
 	}
 	dcs.PostgreSQL.Parameters = map[string]string{}
 	for k, v := range pgParams {
