@@ -135,6 +135,19 @@ func (s *regentSystem) Stop() {
 	}
 }
 
+// SyncStandbys are the members of Regent's sync key when leader wrote it,
+// read from etcd: Regent's REST API does not show them yet (GET /sync
+// answers 503 on every member and GET /cluster has no sync_standby role).
+func (s *regentSystem) SyncStandbys(ctx context.Context, leader string) []string {
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := s.c.View(vctx)
+	if err != nil || v.Sync == nil || v.Sync.Leader != leader {
+		return nil
+	}
+	return v.Sync.Members
+}
+
 // Switchover posts to the leader's REST API with the generated
 // credentials; Regent answers once the candidate leads.
 func (s *regentSystem) Switchover(ctx context.Context, leader, candidate string) error {
