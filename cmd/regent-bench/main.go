@@ -3,6 +3,8 @@
 //
 //	go run ./cmd/regent-bench                 # full run, both profiles, both systems
 //	go run ./cmd/regent-bench -smoke          # Regent only, short (CI)
+//	go run ./cmd/regent-bench -systems regent -modes sync -merge full.json -json merged.json
+//	                                          # rerun some clusters, merged into an earlier run
 package main
 
 import (
@@ -71,13 +73,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*bench.R
 	var (
 		profiles   = fs.String("profiles", "defaults,tuned", "timing profiles: defaults (each system's own), tuned (ttl 10 / loop_wait 2 / retry_timeout 3 for both)")
 		systems    = fs.String("systems", "regent,patroni", "systems to run: regent, patroni")
+		modes      = fs.String("modes", "async,sync", "replication modes to run each system in: async, sync (synchronous_mode on); -smoke: async")
 		reps       = fs.Int("reps", 3, "repetitions of host loss and switchover")
 		crashReps  = fs.Int("crash-reps", 0, "repetitions of the postmaster crash (default: -reps)")
-		syncReps   = fs.Int("sync-reps", 0, "repetitions of each scenario in synchronous mode, Patroni only (default: -reps)")
+		syncReps   = fs.Int("sync-reps", 0, "repetitions of each scenario in synchronous mode (default: -reps)")
 		smoke      = fs.Bool("smoke", false, "short run for CI: Regent only, defaults profile, 1 repetition, short windows")
 		out        = fs.String("out", "", "Markdown report to write (default docs/benchmarks.md; with -smoke: none)")
 		jsonOut    = fs.String("json", "", "also write the raw results as JSON to this file")
 		render     = fs.String("render", "", "do not run: render the Markdown report from a JSON file written by -json")
+		merge      = fs.String("merge", "", "JSON file of an earlier run (written by -json): the clusters measured now replace its clusters of the same profile, system and mode (or are added), and the report and -json cover the merged results")
 		notes      = fs.String("notes", "", "Markdown file whose text goes into the report's Notes section")
 		regentBin  = fs.String("regent-bin", "", "regent binary to benchmark (default: go build ./cmd/regent)")
 		workDir    = fs.String("work-dir", "", "directory for the clusters (default: a new temporary directory, removed at the end)")
@@ -103,24 +107,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*bench.R
 		notesText = string(b)
 	}
 	if *render != "" {
-		b, err := os.ReadFile(*render)
+		rep, err := readReport(*render)
 		if err != nil {
 			return nil, err
-		}
-		var rep bench.Report
-		if err := json.Unmarshal(b, &rep); err != nil {
-			return nil, fmt.Errorf("%s: %w", *render, err)
 		}
 		path := *out
 		if path == "" {
 			path = "docs/benchmarks.md"
 		}
-		return &rep, writeReport(path, &rep, notesText)
+		return rep, writeReport(path, rep, notesText)
+	}
+
+	var base *bench.Report
+	if *merge != "" {
+		if *smoke {
+			return nil, fmt.Errorf("-merge and -smoke do not go together")
+		}
+		var err error
+		if base, err = readReport(*merge); err != nil {
+			return nil, err
+		}
 	}
 
 	o := bench.Options{
 		Profiles:    splitList(*profiles),
 		Systems:     splitList(*systems),
+		Modes:       splitList(*modes),
 		Reps:        *reps,
 		CrashReps:   *crashReps,
 		SyncReps:    *syncReps,
@@ -135,6 +147,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*bench.R
 	}
 	if *smoke {
 		o.Systems = []string{"regent"}
+		if !flagSet(fs, "modes") {
+			o.Modes = []string{"async"}
+		}
 		if !flagSet(fs, "profiles") {
 			o.Profiles = []string{"defaults"}
 		}
@@ -222,15 +237,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*bench.R
 	rep, err := bench.Run(ctx, o, env)
 	if rep != nil {
 		rep.Env.LoadAfter = readLoad()
-		if *jsonOut != "" {
-			if b, jerr := json.MarshalIndent(rep, "", "  "); jerr == nil {
-				if werr := os.WriteFile(*jsonOut, b, 0o644); werr != nil {
-					fmt.Fprintln(stderr, "writing", *jsonOut+":", werr)
-				}
+		// What is written: this run, or the earlier one with this run
+		// merged into it. rep stays this run's (failures, smoke table).
+		all := rep
+		if base != nil && !errors.Is(err, context.Canceled) {
+			if *jsonOut != "" {
+				// This run alone too, so that nothing measured is lost.
+				writeJSON(strings.TrimSuffix(*jsonOut, ".json")+".part.json", rep, stderr)
 			}
+			bench.Merge(base, rep)
+			all = base
+		}
+		if *jsonOut != "" {
+			writeJSON(*jsonOut, all, stderr)
 		}
 		if path != "" && !errors.Is(err, context.Canceled) {
-			if werr := writeReport(path, rep, notesText); werr != nil {
+			if werr := writeReport(path, all, notesText); werr != nil {
 				return rep, werr
 			}
 			fmt.Fprintf(stderr, "wrote %s\n", path)
@@ -240,6 +262,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*bench.R
 		}
 	}
 	return rep, err
+}
+
+func readReport(path string) (*bench.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &rep, nil
+}
+
+func writeJSON(path string, rep *bench.Report, stderr io.Writer) {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "writing", path+":", err)
+	}
 }
 
 func writeReport(path string, rep *bench.Report, notes string) error {

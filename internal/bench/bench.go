@@ -79,9 +79,13 @@ func loopWait(system string, p Profile) time.Duration {
 type Options struct {
 	Profiles []string
 	Systems  []string
+	// Modes are the replication modes to run each system in: "async" and
+	// "sync" (synchronous_mode on, synchronous_node_count 1, not strict,
+	// for both systems). Empty means both.
+	Modes []string `json:",omitempty"`
 	// Reps is the number of repetitions of host loss and switchover;
 	// CrashReps of the postmaster crash; SyncReps of each scenario in
-	// synchronous mode (Patroni only).
+	// synchronous mode.
 	Reps, CrashReps, SyncReps int
 	// Smoke is the short mode for CI: durations shortened, no sync mode.
 	Smoke bool
@@ -112,6 +116,12 @@ func (o *Options) Defaults() {
 	}
 	if len(o.Systems) == 0 {
 		o.Systems = []string{"regent", "patroni"}
+	}
+	if len(o.Modes) == 0 {
+		o.Modes = []string{"async", "sync"}
+		if o.Smoke {
+			o.Modes = []string{"async"}
+		}
 	}
 	if o.Reps <= 0 {
 		o.Reps = 3
@@ -160,6 +170,9 @@ type ClusterResult struct {
 	API       *APIResult          `json:"api,omitempty"`
 	Err       string              `json:"error,omitempty"`
 	Elapsed   time.Duration       `json:"elapsed"`
+	// Part is 0 for a cluster of the main run, n for one measured in the
+	// separate run Report.Parts[n-1] (see Merge).
+	Part int `json:"part,omitempty"`
 }
 
 // Report is a whole run.
@@ -169,6 +182,8 @@ type Report struct {
 	Started  time.Time
 	Elapsed  time.Duration
 	Clusters []*ClusterResult
+	// Parts are separate runs merged into this report (see Merge).
+	Parts []Part `json:",omitempty"`
 }
 
 // Find returns the result of system under profile (sync or not).
@@ -196,6 +211,11 @@ func Run(ctx context.Context, o Options, env Environment) (*Report, error) {
 			return nil, fmt.Errorf("unknown system %q (known: regent, patroni)", s)
 		}
 	}
+	for _, m := range o.Modes {
+		if m != "async" && m != "sync" {
+			return nil, fmt.Errorf("unknown mode %q (known: async, sync)", m)
+		}
+	}
 	if slices.Contains(o.Systems, "regent") && o.RegentBinary == "" {
 		return nil, fmt.Errorf("no regent binary")
 	}
@@ -208,11 +228,8 @@ func Run(ctx context.Context, o Options, env Environment) (*Report, error) {
 	for _, pname := range o.Profiles {
 		p := Profiles[pname]
 		for _, sys := range o.Systems {
-			modes := []bool{false}
-			if sys == "patroni" && !o.Smoke {
-				modes = append(modes, true)
-			}
-			for _, sync := range modes {
+			for _, mode := range o.Modes {
+				sync := mode == "sync"
 				if ctx.Err() != nil {
 					return rep, ctx.Err()
 				}
@@ -265,7 +282,7 @@ func runCluster(ctx context.Context, o *Options, p Profile, sys string, sync boo
 	var s System
 	switch sys {
 	case "regent":
-		s, err = newRegent(filepath.Join(dir, "cluster"), o.RegentBinary, etcd.Endpoints(), p, PGParameters)
+		s, err = newRegent(filepath.Join(dir, "cluster"), o.RegentBinary, etcd.Endpoints(), p, sync, PGParameters)
 	case "patroni":
 		s, err = newPatroni(filepath.Join(dir, "cluster"), etcd.Endpoints(), p, sync, PGParameters)
 	}

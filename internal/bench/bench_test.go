@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -89,6 +90,7 @@ func TestMarkdownRatiosAndTargets(t *testing.T) {
 				"switchover": sample("gap", 1.3),
 			}, Footprint: &Footprint{RSSBytes: []int64{60 << 20}, CPUPerMin: []float64{0.5}, EtcdPerMin: 100}, API: &APIResult{RPS: 800, P99: 20 * time.Millisecond}},
 			{System: "patroni", Profile: "defaults", Sync: true, Scenarios: map[string][]Sample{"hostloss": sample("write", 26)}},
+			{System: "regent", Profile: "defaults", Sync: true, Scenarios: map[string][]Sample{"hostloss": sample("write", 6.5)}},
 		},
 	}
 	var b bytes.Buffer
@@ -99,11 +101,71 @@ func TestMarkdownRatiosAndTargets(t *testing.T) {
 		"host-loss median ≤ 1/4 of Patroni's (defaults) — met",
 		"GET /primary throughput ≥ 10× Patroni's — met",
 		"idle agent RSS ≤ half of Patroni's — met",
-		naSync,
+		"| Synchronous mode: host loss → first write on the new primary (s) | **6.50** (1 run) | **26.0** (1 run) | 0.25 |",
 		"some notes",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	sample := func(v float64) map[string][]Sample {
+		return map[string][]Sample{"hostloss": {{Values: map[string]float64{"write": v}, Acked: 10}}}
+	}
+	base := &Report{
+		Options: Options{Profiles: []string{"defaults", "tuned"}, Systems: []string{"regent", "patroni"}, Reps: 5, CrashReps: 5, SyncReps: 5, APIClients: 8},
+		Env:     Environment{Command: "go run ./cmd/regent-bench -reps 5", Commit: "aaa"},
+		Clusters: []*ClusterResult{
+			{System: "regent", Profile: "defaults", Scenarios: sample(5)},
+			{System: "patroni", Profile: "defaults", Scenarios: sample(25)},
+			{System: "patroni", Profile: "defaults", Sync: true, Scenarios: sample(26)},
+			{System: "regent", Profile: "tuned", Scenarios: sample(9)},
+			{System: "regent", Profile: "tuned", Sync: true, Err: "old failure"},
+			{System: "patroni", Profile: "tuned", Scenarios: sample(9.1)},
+			{System: "patroni", Profile: "tuned", Sync: true, Scenarios: sample(9.2)},
+		},
+	}
+	add := &Report{
+		Options: Options{Profiles: []string{"defaults", "tuned"}, Systems: []string{"regent"}, Modes: []string{"sync"}, Reps: 5, CrashReps: 5, SyncReps: 5},
+		Env:     Environment{Command: "go run ./cmd/regent-bench -systems regent -modes sync -merge full.json", Commit: "bbb"},
+		Started: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
+		Clusters: []*ClusterResult{
+			{System: "regent", Profile: "defaults", Sync: true, Scenarios: sample(5.5)},
+			{System: "regent", Profile: "tuned", Sync: true, Scenarios: sample(9.5)},
+		},
+	}
+	Merge(base, add)
+	var keys []string
+	for _, c := range base.Clusters {
+		keys = append(keys, clusterKey(c)+fmt.Sprint(c.Part))
+	}
+	want := "defaults regent async0,defaults regent sync1,defaults patroni async0,defaults patroni sync0," +
+		"tuned regent async0,tuned regent sync1,tuned patroni async0,tuned patroni sync0"
+	if got := strings.Join(keys, ","); got != want {
+		t.Fatalf("merged clusters\n got %s\nwant %s", got, want)
+	}
+	if len(base.Parts) != 1 || base.Parts[0].Env.Commit != "bbb" || len(base.Parts[0].Clusters) != 2 {
+		t.Fatalf("parts %+v", base.Parts)
+	}
+	var b bytes.Buffer
+	WriteMarkdown(&b, base, "")
+	md := b.String()
+	for _, want := range []string{
+		"| command | `go run ./cmd/regent-bench -reps 5` |",
+		"### Separate run 2: defaults regent sync, tuned regent sync",
+		"| command | `go run ./cmd/regent-bench -systems regent -modes sync -merge full.json` |",
+		"| started | 2026-11-22T00:00:00Z",
+		"Regent in sync mode: measured in the separate run 2 (see Run).",
+		"| Synchronous mode: host loss → first write on the new primary (s) | **5.50** (1 run) | **26.0** (1 run) | 0.21 |",
+		"| defaults | regent | sync (separate run 2) | hostloss | 1 | write 5.500 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "old failure") {
+		t.Error("the replaced cluster's result is still rendered")
 	}
 }

@@ -60,8 +60,11 @@ func inspect(ctx context.Context, s System, name string) memberState {
 
 // waitHealthy waits until every agent runs, exactly one member is a
 // writable primary that answers 200 to GET /primary while the others
-// answer otherwise, and every other member streams from it (with one
-// synchronous standby when sync). It returns the primary's name.
+// answer otherwise, and every other member streams from it. When sync, the
+// primary must also have a synchronous standby in pg_stat_replication and
+// the system must have published one (System.SyncStandbys): until then
+// neither system promotes anyone if the primary is lost. It returns the
+// primary's name.
 func waitHealthy(parent context.Context, s System, sync bool, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
@@ -104,6 +107,11 @@ func healthyOnce(ctx context.Context, s System, sync bool) (string, string, bool
 		} else if st.api == 200 {
 			ok = false
 		}
+	}
+	if ok && leader != "" && sync {
+		pub := s.SyncStandbys(ctx, leader)
+		parts = append(parts, fmt.Sprintf("published synchronous standbys %v", pub))
+		ok = len(pub) > 0
 	}
 	return leader, strings.Join(parts, "; "), ok && leader != ""
 }
@@ -165,15 +173,15 @@ func syncStandby(ctx context.Context, s System, primary string) string {
 	return name
 }
 
-// clusterSyncStandby asks the leader's GET /cluster for a member with the
-// role sync_standby.
-func clusterSyncStandby(ctx context.Context, s System, leader string) string {
+// clusterSyncStandbys asks the leader's GET /cluster for the members with
+// the role sync_standby (Patroni's published synchronous standbys).
+func clusterSyncStandbys(ctx context.Context, apiURL, leader string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.APIURL(leader)+"/cluster", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/cluster", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer resp.Body.Close()
 	var c struct {
@@ -183,12 +191,13 @@ func clusterSyncStandby(ctx context.Context, s System, leader string) string {
 		} `json:"members"`
 	}
 	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&c) != nil {
-		return ""
+		return nil
 	}
+	var out []string
 	for _, m := range c.Members {
 		if m.Role == "sync_standby" && m.Name != leader {
-			return m.Name
+			out = append(out, m.Name)
 		}
 	}
-	return ""
+	return out
 }

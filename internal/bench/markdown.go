@@ -102,8 +102,6 @@ type row struct {
 	ratio          string
 }
 
-const naSync = "n/a (synchronous mode not implemented yet)"
-
 func meanInt64(v []int64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -139,6 +137,7 @@ func profileRows(r *Report, profile string) []row {
 	reg := r.Find("regent", profile, false)
 	pat := r.Find("patroni", profile, false)
 	patSync := r.Find("patroni", profile, true)
+	regSync := r.Find("regent", profile, true)
 	get := func(c *ClusterResult, scen, key string) stats {
 		if c == nil {
 			return stats{}
@@ -161,20 +160,12 @@ func profileRows(r *Report, profile string) []row {
 		rows = append(rows, row{label, cellOr(reg, a, stats.lostCell), cellOr(pat, b, stats.lostCell), ""})
 	}
 	syncTimeRow := func(label, scen, key string) {
-		b := get(patSync, scen, key)
-		regCell := naSync
-		if reg == nil {
-			regCell = "not run"
-		}
-		rows = append(rows, row{label, regCell, cellOr(patSync, b, stats.cell), "–"})
+		a, b := get(regSync, scen, key), get(patSync, scen, key)
+		rows = append(rows, row{label, cellOr(regSync, a, stats.cell), cellOr(patSync, b, stats.cell), ratio(a, b)})
 	}
 	syncLostRow := func(label, scen string) {
-		b := get(patSync, scen, "write")
-		regCell := naSync
-		if reg == nil {
-			regCell = "not run"
-		}
-		rows = append(rows, row{label, regCell, cellOr(patSync, b, stats.lostCell), ""})
+		a, b := get(regSync, scen, "write"), get(patSync, scen, "write")
+		rows = append(rows, row{label, cellOr(regSync, a, stats.lostCell), cellOr(patSync, b, stats.lostCell), ""})
 	}
 	timeRow("Host loss: kill → first write acknowledged on the new primary (s)", "hostloss", "write")
 	timeRow("Host loss: kill → GET /primary 200 on the new primary (s)", "hostloss", "api")
@@ -184,7 +175,7 @@ func profileRows(r *Report, profile string) []row {
 	lostRow("Acknowledged writes lost, host loss, async (total of acked; per run)", "hostloss")
 	lostRow("Acknowledged writes lost, postmaster crash, async", "crash")
 	lostRow("Acknowledged writes lost, switchover, async", "switchover")
-	if patSync != nil || r.Options.containsSystem("patroni") && !r.Options.Smoke {
+	if patSync != nil || regSync != nil || r.Options.containsMode("sync") {
 		syncTimeRow("Synchronous mode: host loss → first write on the new primary (s)", "hostloss", "write")
 		syncTimeRow("Synchronous mode: postmaster crash → writes again (s)", "crash", "write")
 		syncTimeRow("Synchronous mode: switchover write gap (s)", "switchover", "gap")
@@ -266,6 +257,16 @@ func profileRows(r *Report, profile string) []row {
 }
 
 func (o Options) containsSystem(s string) bool { return contains(o.Systems, s) }
+
+// containsMode reports whether the run measured mode ("async", "sync");
+// options without modes (reports written before -modes) ran both, or
+// only async in smoke mode.
+func (o Options) containsMode(m string) bool {
+	if len(o.Modes) == 0 {
+		return m == "async" || !o.Smoke
+	}
+	return contains(o.Modes, m)
+}
 
 // target is one goal of the issue, checked against the results.
 type target struct {
@@ -352,6 +353,9 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 	p("| machine | %d CPUs (%s), %s memory, kernel %s, %s |\n", e.CPUs, e.CPUModel, e.Memory, e.Kernel, e.OS)
 	p("| load average (1/5/15 min, running/total, last pid) | before: %s; after: %s |\n", e.LoadBefore, e.LoadAfter)
 	p("| repetitions | host loss and switchover: %d; postmaster crash: %d; synchronous mode: %d each |\n\n", r.Options.Reps, r.Options.CrashReps, r.Options.SyncReps)
+	for i, pt := range r.Parts {
+		writePart(w, i+1, pt)
+	}
 
 	p("## Method\n\n")
 	p("- **Client.** One connection per member; every %s the client inserts a new id into every member (writes on replicas fail as read-only). Every acknowledged commit is recorded with monotonic timestamps. A poller asks every member's `GET /primary` every %s.\n", WriteInterval, WriteInterval)
@@ -362,7 +366,7 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 	p("- **Lost writes.** After each run, once the cluster is healthy again (one primary with `GET /primary` 200, both other members streaming from it), every id acknowledged during the run is looked up on the final primary.\n")
 	p("- **Footprint.** With no client traffic, after a 10 s settle: CPU time (utime+stime, with reaped children, from `/proc/<pid>/stat`) and VmRSS (`/proc/<pid>/status`) of each agent process (Regent: `regent run`; Patroni: the `patroni` Python process — PostgreSQL is not counted), and etcd's `grpc_server_msg_received_total` summed over all methods (one per unary request, one per stream message such as a lease keep-alive; Patroni's JSON gateway requests reach the same gRPC server), over a %s window, scaled to a minute.\n", r.Options.IdleWindow)
 	p("- **Health-check API.** %d goroutines send `GET /primary` to the leader back to back for %s, each over a keep-alive connection when the server keeps it open; throughput counts 200 answers, p99 is over their latencies. The load generator runs on the same 2 CPUs.\n", r.Options.APIClients, r.Options.APIDuration)
-	p("- **Synchronous mode.** Patroni's `synchronous_mode: true` in a separate cluster per profile; Regent has no synchronous mode yet.\n")
+	p("- **Synchronous mode.** A separate cluster per profile and system with synchronous replication on (Regent: `synchronous_mode: on`; Patroni: `synchronous_mode: true`), both with `synchronous_node_count` 1 and not strict, measured with the same scenarios (no footprint or API load). Before each fault the cluster must also have a synchronous standby in the primary's `pg_stat_replication` that the system has published as such (Patroni: role `sync_standby` in `GET /cluster`; Regent: its sync key in etcd, which its REST API does not show yet), since neither system promotes any other member when the primary is lost. A switchover names that standby and is asked again, after 1 s, when the system refuses it (412) because the synchronous standby changed.\n")
 	p("- **PostgreSQL parameters (both systems, via bootstrap.dcs):** ")
 	var keys []string
 	for k := range PGParameters {
@@ -387,6 +391,11 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 			p("| %s | %s | %s | %s |\n", rw.label, rw.regent, rw.patron, rw.ratio)
 		}
 		p("\n")
+		for _, c := range r.Clusters {
+			if c.Profile == prof && c.Part > 0 {
+				p("%s in %s mode: measured in the separate run %d (see Run).\n\n", displayName(c.System), modeName(c.Sync), c.Part+1)
+			}
+		}
 		for _, sys := range []string{"regent", "patroni"} {
 			c := r.Find(sys, prof, false)
 			if c == nil || c.Footprint == nil || len(c.Footprint.EtcdByMethod) == 0 {
@@ -408,9 +417,9 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 	p("## Every run\n\n")
 	p("| profile | system | mode | scenario | run | values (s) | acked | lost | error |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Clusters {
-		mode := "async"
-		if c.Sync {
-			mode = "sync"
+		mode := modeName(c.Sync)
+		if c.Part > 0 {
+			mode += fmt.Sprintf(" (separate run %d)", c.Part+1)
 		}
 		if c.Err != "" {
 			p("| %s | %s | %s | (cluster) | | | | | %s |\n", c.Profile, c.System, mode, mdEscape(c.Err))
@@ -431,6 +440,41 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 		}
 	}
 	p("\n")
+}
+
+func modeName(sync bool) string {
+	if sync {
+		return "sync"
+	}
+	return "async"
+}
+
+// writePart describes a separate run merged into the report; the main run
+// is run 1.
+func writePart(w io.Writer, n int, pt Part) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	e := pt.Env
+	p("### Separate run %d: %s\n\n", n+1, strings.Join(pt.Clusters, ", "))
+	p("These clusters were measured in a separate, later run of the same bench and merged into this report; every other row comes from the run above.\n\n")
+	p("| | |\n|---|---|\n")
+	p("| command | `%s` |\n", e.Command)
+	commit := e.Commit
+	if e.Dirty {
+		commit += " (the work tree had uncommitted changes)"
+	}
+	p("| commit | %s |\n", commit)
+	p("| started | %s, took %s |\n", pt.Started.UTC().Format(time.RFC3339), pt.Elapsed.Round(time.Second))
+	if e.Regent != "" {
+		p("| Regent | %s |\n", e.Regent)
+	}
+	if e.Patroni != "" {
+		p("| Patroni | %s (Debian package) |\n", e.Patroni)
+	}
+	p("| etcd | %s |\n", e.Etcd)
+	p("| PostgreSQL | %s |\n", e.Postgres)
+	p("| bench built with | %s |\n", e.Go)
+	p("| load average (1/5/15 min, running/total, last pid) | before: %s; after: %s |\n", e.LoadBefore, e.LoadAfter)
+	p("| repetitions | host loss and switchover: %d; postmaster crash: %d; synchronous mode: %d each |\n\n", pt.Options.Reps, pt.Options.CrashReps, pt.Options.SyncReps)
 }
 
 func mdEscape(s string) string {

@@ -300,6 +300,12 @@ func (s *patroniSystem) Stop() {
 	}
 }
 
+// SyncStandbys are the members Patroni's GET /cluster shows with the role
+// sync_standby (its sync key).
+func (s *patroniSystem) SyncStandbys(ctx context.Context, leader string) []string {
+	return clusterSyncStandbys(ctx, s.APIURL(leader), leader)
+}
+
 // Switchover uses Patroni's POST /switchover, which answers once the
 // switchover is done (as `patronictl switchover --force` does).
 func (s *patroniSystem) Switchover(ctx context.Context, leader, candidate string) error {

@@ -25,10 +25,17 @@ type regentSystem struct {
 	members []Member
 }
 
-func newRegent(dir, binary string, etcd []string, p Profile, pgParams map[string]string) (*regentSystem, error) {
+func newRegent(dir, binary string, etcd []string, p Profile, sync bool, pgParams map[string]string) (*regentSystem, error) {
 	dcs := cluster.DefaultDynamicConfig()
 	if p.TTL > 0 {
 		dcs.TTL, dcs.LoopWait, dcs.RetryTimeout = p.TTL, p.LoopWait, p.RetryTimeout
+	}
+	if sync {
+		// As Patroni's side: synchronous_mode on with Patroni's defaults
+		// for the rest (synchronous_node_count 1, not strict).
+		dcs.SynchronousMode = cluster.SyncOn
+		dcs.SynchronousNodeCount = 1
+		dcs.SynchronousModeStrict = false
 	}
 	dcs.PostgreSQL.Parameters = map[string]string{}
 	for k, v := range pgParams {
@@ -126,6 +133,19 @@ func (s *regentSystem) Stop() {
 		untrack(pids[m.Name])
 		killPostgresIn(m.DataDir, 5*time.Second)
 	}
+}
+
+// SyncStandbys are the members of Regent's sync key when leader wrote it,
+// read from etcd: Regent's REST API does not show them yet (GET /sync
+// answers 503 on every member and GET /cluster has no sync_standby role).
+func (s *regentSystem) SyncStandbys(ctx context.Context, leader string) []string {
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := s.c.View(vctx)
+	if err != nil || v.Sync == nil || v.Sync.Leader != leader {
+		return nil
+	}
+	return v.Sync.Members
 }
 
 // Switchover posts to the leader's REST API with the generated

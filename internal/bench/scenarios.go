@@ -369,12 +369,12 @@ func (r *scenarioRun) footprint(ctx context.Context, etcdURL string) (*Footprint
 }
 
 // pickCandidate returns the member the switchover goes to: the
-// synchronous standby when the cluster has one (Patroni's /cluster role
-// sync_standby, or pg_stat_replication's sync_state), otherwise the first
-// other member by name.
+// synchronous standby when the cluster has one (published by the system,
+// see System.SyncStandbys, or else pg_stat_replication's sync_state),
+// otherwise the first other member by name.
 func pickCandidate(ctx context.Context, s System, leader string) string {
-	if n := clusterSyncStandby(ctx, s, leader); n != "" {
-		return n
+	if names := s.SyncStandbys(ctx, leader); len(names) > 0 {
+		return names[0]
 	}
 	if n := syncStandby(ctx, s, leader); n != "" {
 		return n

@@ -45,6 +45,10 @@ type System interface {
 	Switchover(ctx context.Context, leader, candidate string) error
 	// LogPath is the member agent's log file.
 	LogPath(name string) string
+	// SyncStandbys returns the members the system has published as
+	// synchronous standbys of leader: the ones it may promote in
+	// synchronous mode (nil when none, or when it cannot tell).
+	SyncStandbys(ctx context.Context, leader string) []string
 }
 
 // member returns the named member of s.
