@@ -85,6 +85,9 @@ type Agent struct {
 	fence   *fenceProc
 
 	failsafe failsafeState
+	// unansweredSince is when the running PostgreSQL first failed to
+	// answer (loop goroutine only).
+	unansweredSince time.Time
 	watchdog kernelWatchdog
 	metrics  *metrics.Metrics
 	fencing  atomic.Bool // a fence is stopping PostgreSQL right now

@@ -50,6 +50,9 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		return a.stop(ctx, postgres.StopImmediate, d.Reason)
 	case ha.StopForRejoin:
 		return a.stop(ctx, postgres.StopFast, d.Reason)
+	case ha.StopUnresponsive:
+		a.log.Error("stopping an unresponsive PostgreSQL", "action", "stop_unresponsive", "reason", d.Reason)
+		return a.stop(ctx, postgres.StopImmediate, d.Reason)
 	case ha.Bootstrap:
 		dyn := a.dyn
 		a.startTask(ctx, "bootstrap", cluster.StateInitializing, func(ctx context.Context) error {

@@ -17,7 +17,9 @@ const handoverWait = 10 * time.Second
 
 // handOver is the leader's half of a switchover. In order:
 //  1. stop PostgreSQL fast: sessions end, and the walsenders stream every
-//     record up to and including the shutdown checkpoint;
+//     record up to and including the shutdown checkpoint (the hand-over
+//     goes on as soon as pg_control says "shut down", while the postmaster
+//     may still wait for walsenders or the archiver);
 //  2. wait until the candidate has received and flushed that checkpoint, so
 //     that it holds every acknowledged commit;
 //  3. release the leader key; the candidate, named in the failover key,
@@ -45,12 +47,21 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		started := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		if err := a.pg.Stop(sctx, postgres.StopFast, 30*time.Second); err != nil {
-			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("stopping PostgreSQL: %w", err))
+		stopped := make(chan error, 1)
+		go func() { stopped <- a.pg.Stop(sctx, postgres.StopFast, 30*time.Second) }()
+		// Whatever happens next, the task ends only once the postmaster is
+		// gone, so that the next loop never finds a half-stopped server.
+		defer func() {
+			if stopped != nil {
+				<-stopped
+			}
+		}()
+		cd, finished, err := a.waitShutDown(ctx, stopped)
+		if finished {
+			stopped = nil
 		}
-		cd, err := a.pg.ControlData(ctx)
 		if err != nil {
-			return a.abandonHandOver(ctx, failoverRev, err)
+			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("stopping PostgreSQL: %w", err))
 		}
 		if err := waitReceived(ctx, src, cd.CheckpointLSN); err != nil {
 			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("%s did not confirm the shutdown checkpoint %s: %w",
@@ -71,6 +82,35 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		}
 	})
 	return nil
+}
+
+// waitShutDown waits until the fast stop has written the shutdown
+// checkpoint. That happens before the postmaster exits: the postmaster
+// still waits for every walsender to send the WAL (a stalled consumer can
+// hold it for wal_sender_timeout or longer) and for the archiver. Once
+// pg_control says "shut down" no transaction can commit any more, so the
+// hand-over may proceed while the postmaster finishes (Patroni #2067).
+// finished reports that the stop itself returned (its result consumed).
+func (a *Agent) waitShutDown(ctx context.Context, stopped <-chan error) (cd postgres.ControlData, finished bool, err error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				return cd, true, err
+			}
+			cd, err := a.pg.ControlData(ctx)
+			return cd, true, err
+		case <-ctx.Done():
+			return cd, false, ctx.Err()
+		case <-tick.C:
+		}
+		if cd, err := a.pg.ControlData(ctx); err == nil && cd.State == "shut down" {
+			a.log.Info("switchover: shutdown checkpoint written; the postmaster is still finishing", "checkpoint", cluster.FormatLSN(cd.CheckpointLSN))
+			return cd, false, nil
+		}
+	}
 }
 
 // errReleaseUnresolved ends a hand-over whose leader-key release got no

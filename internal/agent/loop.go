@@ -50,7 +50,14 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	}
 
 	a.retryPendingRelease(ctx)
-	a.refreshLease(ctx)
+	if !a.refreshLease(ctx) && a.dyn.FailsafeMode && a.keyOnMyLease {
+		// failsafe_mode: ask the members now rather than after the view
+		// load has timed out as well; with etcd unreachable every DCS call
+		// of this loop costs retry_timeout, and the leader must hear from
+		// its members well within the renew deadline.
+		a.failsafeRound(ctx)
+		a.armFences()
+	}
 	view, err := a.loadView(ctx)
 	if err != nil {
 		obs.DCSError = err.Error()
@@ -84,8 +91,9 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 }
 
 // refreshLease renews (or grants) the lease, bounded so that a slow etcd
-// cannot hold the loop past the renew deadline.
-func (a *Agent) refreshLease(ctx context.Context) {
+// cannot hold the loop past the renew deadline. It reports whether etcd
+// answered.
+func (a *Agent) refreshLease(ctx context.Context) bool {
 	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
 	sent := time.Now()
@@ -94,7 +102,7 @@ func (a *Agent) refreshLease(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("lease renewal failed", "err", err,
 			"since_confirmed", time.Since(a.lease.ConfirmedSentAt).Round(time.Millisecond))
-		return
+		return false
 	}
 	if st.Regranted && a.keyOnMyLease {
 		// The old lease is gone, and with it any leader key on it.
@@ -102,6 +110,7 @@ func (a *Agent) refreshLease(ctx context.Context) {
 		a.keyOnMyLease = false
 	}
 	a.lease = st
+	return true
 }
 
 func (a *Agent) loadView(ctx context.Context) (*cluster.Cluster, error) {

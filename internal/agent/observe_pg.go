@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/regent-ha/regent/internal/ha"
@@ -44,6 +45,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	_, p.Running = a.pg.Running()
 	if !p.Running {
 		a.pgAnswered = false
+		a.unansweredSince = time.Time{}
 		// Streaming is judged afresh after every (re)start.
 		a.notStreamingSince = time.Time{}
 		if cd, err := a.pg.ControlData(ctx); err == nil {
@@ -76,11 +78,24 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	qctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
 	st, err := a.pg.Query(qctx)
+	if err == nil && !st.InRecovery {
+		// A primary must also let new clients in.
+		pctx, pcancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+		if perr := a.pg.ProbeConnect(pctx); perr != nil {
+			err = fmt.Errorf("PostgreSQL answers on existing connections but refuses new ones: %w", perr)
+		}
+		pcancel()
+	}
 	if err != nil {
 		a.pgAnswered = false
 		a.log.Warn("querying PostgreSQL", "err", err)
+		if a.unansweredSince.IsZero() {
+			a.unansweredSince = now
+		}
+		p.UnansweredSince = a.unansweredSince
 		return p
 	}
+	a.unansweredSince = time.Time{}
 	a.pgAnswered = true
 	a.lastPG = st
 	p.Answered = true

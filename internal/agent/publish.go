@@ -76,10 +76,16 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		done := !a.checkpointPending
 		m.CheckpointAfterPromote = &done
 	}
-	tctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
-	defer cancel()
-	if err := a.dcs.TouchMember(tctx, m); err != nil {
-		a.log.Warn("writing member key", "err", err)
+	// When etcd did not answer this loop, another timed-out write would
+	// only delay the next lease renewal (and, in failsafe_mode, the next
+	// round of acknowledgements); the key is written again on the first
+	// loop that reaches etcd.
+	if o.Cluster != nil {
+		tctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+		if err := a.dcs.TouchMember(tctx, m); err != nil {
+			a.log.Warn("writing member key", "err", err)
+		}
+		cancel()
 	}
 
 	snap := api.Snapshot{
@@ -90,7 +96,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		LastLoop:             time.Now(),
 		Role:                 role,
 		State:                state,
-		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.lease.ConfirmedSentAt) < a.dyn.RenewDeadline(),
+		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.claimConfirmedAt()) < a.dyn.RenewDeadline(),
 		LeaseDeadline:        a.leaseDeadline(),
 		Writable:             p.Running && p.Answered && !p.InRecovery,
 		Timeline:             a.timeline(p),
@@ -141,10 +147,11 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 // leaseDeadline is when this member's claim to the leader key runs out if
 // no further renewal is confirmed; zero when it holds no key.
 func (a *Agent) leaseDeadline() time.Time {
-	if !a.keyOnMyLease || a.lease.ConfirmedSentAt.IsZero() {
+	at := a.claimConfirmedAt()
+	if !a.keyOnMyLease || at.IsZero() {
 		return time.Time{}
 	}
-	return a.lease.ConfirmedSentAt.Add(a.dyn.RenewDeadline())
+	return at.Add(a.dyn.RenewDeadline())
 }
 
 // timeline is the member's timeline: the observed one, else the last one

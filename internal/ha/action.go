@@ -64,6 +64,11 @@ const (
 	// (FIRST len(Names), or ANY Quorum (Names) when Quorum > 0; ["*"] = any
 	// standby; empty = asynchronous).
 	SetSyncStandbys
+	// StopUnresponsive stops immediately (escalating to SIGKILL) a
+	// primary's PostgreSQL that has not answered for primary_start_timeout;
+	// the next loops restart it in place like a crashed one, or release
+	// the key.
+	StopUnresponsive
 	// PublishSync writes the sync key with Names as the synchronous
 	// standbys of this leader and Quorum as its quorum field (nil Names and
 	// synchronous mode off: delete).
@@ -77,7 +82,7 @@ var kindNames = [...]string{
 	StartReplica: "start_replica", Follow: "follow", ProbePeers: "probe_peers",
 	AcquireLeader: "acquire_leader", ReleaseLeader: "release_leader",
 	Promote: "promote", LeaderHousekeeping: "leader_housekeeping",
-	HandOver: "hand_over", ClearFailover: "clear_failover",
+	HandOver: "hand_over", ClearFailover: "clear_failover", StopUnresponsive: "stop_unresponsive",
 	SetSyncStandbys: "set_sync_standbys", PublishSync: "publish_sync",
 }
 

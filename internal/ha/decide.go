@@ -31,12 +31,32 @@ func Decide(o Observation) Decision {
 	case !o.PG.Running:
 		return decideStopped(o)
 	case !o.PG.Answered:
-		return decide("PostgreSQL is running but did not answer; waiting")
+		return decideUnanswered(o)
 	case !o.PG.InRecovery:
 		return decidePrimary(o)
 	default:
 		return decideReplica(o)
 	}
+}
+
+// decideUnanswered handles a running PostgreSQL that did not answer: a
+// busy or starting server, so wait. A leader's server that has not
+// answered (or accepted a new connection) for primary_start_timeout is
+// hung, by a stopped postmaster or a stuck disk: it serves no new client,
+// and waiting would keep the cluster without a usable primary for ever.
+// It is stopped immediately; the crashed-primary path then restarts it in
+// place or releases the key.
+func decideUnanswered(o Observation) Decision {
+	limit := o.Config.PrimaryStartTimeoutDuration()
+	if limit <= 0 {
+		limit = o.Config.TTLDuration()
+	}
+	since := o.PG.UnansweredSince
+	if o.Lease.KeyOnMyLease && !o.Config.Pause && !since.IsZero() && o.Now.Sub(since) >= limit {
+		return decide(fmt.Sprintf("PostgreSQL has not answered for %s (limit primary_start_timeout %s): stopping it immediately to restart it in place or hand the leader key over",
+			o.Now.Sub(since).Round(time.Millisecond), limit), act(StopUnresponsive))
+	}
+	return decide("PostgreSQL is running but did not answer; waiting")
 }
 
 // holdsLease reports whether this member provably holds the leader key now:

@@ -74,6 +74,39 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Fence}, reason: "renew deadline",
 		},
 		{
+			name: "leader whose PostgreSQL stopped answering waits within primary_start_timeout",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.PG.Answered = false
+				o.PG.UnansweredSince = t0.Add(-29 * time.Second)
+			}),
+			want: []Kind{Wait}, reason: "did not answer",
+		},
+		{
+			name: "leader stops a PostgreSQL that has not answered for primary_start_timeout",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.PG.Answered = false
+				o.PG.UnansweredSince = t0.Add(-30 * time.Second)
+			}),
+			want: []Kind{StopUnresponsive}, reason: "has not answered for 30s",
+		},
+		{
+			name: "unresponsive PostgreSQL is left alone in maintenance mode",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.Config.Pause = true
+				o.PG.Answered = false
+				o.PG.UnansweredSince = t0.Add(-time.Hour)
+			}),
+			want: []Kind{Wait},
+		},
+		{
+			name: "a replica that does not answer is never stopped",
+			obs: newWorld("n2").with(func(o *Observation) {
+				o.PG.Answered = false
+				o.PG.UnansweredSince = t0.Add(-time.Hour)
+			}),
+			want: []Kind{Wait},
+		},
+		{
 			name: "leader keeps leading just inside the renew deadline",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.Lease.ConfirmedSentAt = t0.Add(-renew + time.Millisecond)

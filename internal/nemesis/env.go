@@ -21,6 +21,7 @@ import (
 
 	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/localcluster"
+	"github.com/regent-ha/regent/internal/procfs"
 )
 
 // Mode is the replication mode a scenario runs in.
@@ -458,14 +459,13 @@ func (e *Env) Exec(ctx context.Context, member, sql string) error {
 
 // --- faults on members ---
 
-// KillAgent sends SIGKILL to the member's agent and its fence process
-// (one process group); PostgreSQL keeps running.
+// KillAgent sends SIGKILL to the member's agent process only: its fence
+// process and PostgreSQL keep running.
 func (e *Env) KillAgent(m string) {
 	pid := e.Cluster.AgentPID(m)
 	e.logf("kill -9 agent of %s (pgid %d)", m, pid)
 	if pid > 0 {
-		e.cont(pid, true) // a stopped group must not stay stopped once killed
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-e.Cluster.Exited(m)
 	}
 }
@@ -484,23 +484,36 @@ func (e *Env) KillPostmaster(m string) {
 func (e *Env) KillHost(m string) {
 	apid, ppid := e.Cluster.AgentPID(m), e.Cluster.PostmasterPID(m)
 	e.logf("kill -9 host %s (agent %d, postmaster %d)", m, apid, ppid)
-	if ppid > 0 {
-		_ = syscall.Kill(-ppid, syscall.SIGKILL)
-		_ = syscall.Kill(ppid, syscall.SIGKILL)
+	for _, pid := range postgresProcesses(ppid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if apid > 0 {
+		e.cont(apid, true) // a stopped group must not stay stopped once killed
 		_ = syscall.Kill(-apid, syscall.SIGKILL)
 		<-e.Cluster.Exited(m)
 	}
+}
+
+// postgresProcesses returns the postmaster and its children. Every
+// PostgreSQL child calls setsid(), so the postmaster's process group does
+// not contain them: a signal to the group would miss the backends.
+func postgresProcesses(postmaster int) []int {
+	if postmaster <= 0 {
+		return []int{0}
+	}
+	return append([]int{postmaster}, procfs.Children(postmaster)...)
 }
 
 // FreezeHost stops every process of the member (agent, fence process,
 // PostgreSQL) with SIGSTOP, as a paused VM would be.
 func (e *Env) FreezeHost(m string) {
 	apid, ppid := e.Cluster.AgentPID(m), e.Cluster.PostmasterPID(m)
-	e.logf("SIGSTOP host %s (agent group %d, postmaster group %d)", m, apid, ppid)
-	if ppid > 0 {
-		e.stop(ppid, true)
+	// The postmaster first: stopped, it forks no new children.
+	e.stop(ppid, false)
+	procs := postgresProcesses(ppid)
+	e.logf("SIGSTOP host %s (agent group %d, %d PostgreSQL processes)", m, apid, len(procs))
+	for _, pid := range procs[1:] {
+		e.stop(pid, false)
 	}
 	if apid > 0 {
 		e.stop(apid, true)

@@ -235,3 +235,44 @@ func others(all []string, except ...string) []string {
 	}
 	return out
 }
+
+// memberLSN is the highest WAL position a member published.
+func memberLSN(m *cluster.Member) int64 {
+	var lsn int64
+	for _, p := range []*int64{m.XLogLocation, m.ReceiveLSN, m.ReplayLSN} {
+		if p != nil {
+			lsn = max(lsn, *p)
+		}
+	}
+	return lsn
+}
+
+// WaitPublished reads the leader's current WAL position and waits until
+// every listed member has published a position at least as far: the
+// leader's own record (what replicas compare their lag with) or the
+// replicas' (caught up).
+func (r *Run) WaitPublished(ctx context.Context, timeout time.Duration, members ...string) error {
+	conn, err := connect(ctx, r.Env.DSN(r.Leader), nil)
+	if err != nil {
+		return err
+	}
+	var lsn int64
+	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn() - '0/0'").Scan(&lsn)
+	closeQuietly(conn)
+	if err != nil {
+		return err
+	}
+	_, ok := r.WaitView(ctx, timeout, func(v *cluster.Cluster) bool {
+		for _, name := range members {
+			m := v.Member(name)
+			if m == nil || memberLSN(m) < lsn {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		return fmt.Errorf("members %v did not publish WAL position %s within %s", members, cluster.FormatLSN(lsn), timeout)
+	}
+	return nil
+}

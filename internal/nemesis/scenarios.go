@@ -116,7 +116,27 @@ func Scenarios() []Scenario {
 		{Num: 6, Name: "SIGSTOP only the primary's postmaster (backends keep running)", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.FreezePostmaster(r.Leader)
-				return r.Hold(ctx, 20*time.Second)
+				// Existing sessions keep working, new ones hang. The agent
+				// must notice and restart it (primary_start_timeout, 30 s).
+				t0 := time.Now()
+				deadline := t0.Add(60 * time.Second)
+				for time.Now().Before(deadline) {
+					if err := r.Hold(ctx, time.Second); err != nil {
+						return err
+					}
+					if time.Since(t0) < 5*time.Second {
+						continue
+					}
+					if l := r.Env.Leader(ctx); l != "" {
+						if conn, err := connect(ctx, r.Env.DSN(l), nil); err == nil {
+							closeQuietly(conn)
+							r.Notef("new connections to the leader (%s) possible again %s after the postmaster froze", l, time.Since(t0).Round(100*time.Millisecond))
+							return nil
+						}
+					}
+				}
+				r.Failf("new connections still impossible 60 s after the postmaster froze")
+				return nil
 			}},
 		{Num: 7, Name: "partition the primary from every etcd member", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
@@ -210,6 +230,11 @@ func Scenarios() []Scenario {
 					"INSERT INTO nemesis_bulk SELECT g FROM generate_series(1, 100000) g"); err != nil {
 					return fmt.Errorf("bulk write: %w", err)
 				}
+				// The replicas judge their lag by the position the leader
+				// last published; let it publish the bulk write.
+				if err := r.WaitPublished(ctx, 10*time.Second, r.Leader); err != nil {
+					return err
+				}
 				r.Env.KillHost(r.Leader)
 				if l := r.WaitNewLeader(ctx, hold); l != "" {
 					r.Failf("%s was promoted although every replica lagged beyond maximum_lag_on_failover", l)
@@ -251,9 +276,13 @@ func Scenarios() []Scenario {
 				filler := filepath.Join(r.Env.Cluster.DataDir(r.Leader), "nemesis-filler")
 				fillDisk(filler)
 				defer os.Remove(filler)
-				l := r.WaitNewLeader(ctx, 60*time.Second)
-				r.Notef("new leader after disk full: %q", l)
-				return r.Hold(ctx, 2*time.Second)
+				if err := r.Hold(ctx, 20*time.Second); err != nil {
+					return err
+				}
+				if v, err := r.Env.View(ctx); err == nil {
+					r.Notef("leader after 20 s of a full disk: %q", v.LeaderName())
+				}
+				return nil
 			}},
 		{Num: 20, Name: "two concurrent switchover requests to different candidates", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
@@ -331,6 +360,9 @@ func Scenarios() []Scenario {
 					return err
 				}
 				defer stop()
+				if err := r.WaitPublished(ctx, 30*time.Second, r.Replicas...); err != nil {
+					return err
+				}
 				t0 := time.Now()
 				codes := []int{switchover(ctx, r, r.Replicas[0])}
 				if codes[0] != http.StatusOK {

@@ -135,3 +135,16 @@ func (i *Instance) connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	return c, nil
 }
+
+// ProbeConnect opens a new connection and closes it. The status query runs
+// on pooled connections, which keep working when the postmaster itself is
+// stopped or hung; only a new connection shows that clients can still get
+// in.
+func (i *Instance) ProbeConnect(ctx context.Context) error {
+	c, err := i.connect(ctx)
+	if err != nil {
+		return err
+	}
+	closeConn(c)
+	return nil
+}

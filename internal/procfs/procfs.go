@@ -78,3 +78,22 @@ func Alive(pid int) bool {
 	}
 	return st.State != 'Z' && st.State != 'X'
 }
+
+// Children returns the PIDs whose parent is pid (one scan of /proc).
+func Children(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := ReadStat(child); err == nil && st.PPID == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}

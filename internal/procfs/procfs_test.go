@@ -3,6 +3,7 @@ package procfs
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -45,5 +46,16 @@ func TestZombieIsNotAlive(t *testing.T) {
 	_ = cmd.Wait()
 	if Alive(pid) {
 		t.Fatal("a reaped child counts as alive")
+	}
+}
+
+func TestChildrenFindsAStartedChild(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if !slices.Contains(Children(os.Getpid()), cmd.Process.Pid) {
+		t.Fatalf("Children(%d) = %v, want it to contain %d", os.Getpid(), Children(os.Getpid()), cmd.Process.Pid)
 	}
 }
