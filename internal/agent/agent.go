@@ -88,11 +88,11 @@ type Agent struct {
 	// unansweredSince is when the running PostgreSQL first failed to
 	// answer (loop goroutine only).
 	unansweredSince time.Time
-	watchdog kernelWatchdog
-	metrics  *metrics.Metrics
-	fencing  atomic.Bool // a fence is stopping PostgreSQL right now
-	peerOnce sync.Once
-	peerHTTP *http.Client
+	watchdog        kernelWatchdog
+	metrics         *metrics.Metrics
+	fencing         atomic.Bool // a fence is stopping PostgreSQL right now
+	peerOnce        sync.Once
+	peerHTTP        *http.Client
 
 	// requests carries operator actions from REST handlers to the loop.
 	requests         chan *request
