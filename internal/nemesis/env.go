@@ -30,7 +30,12 @@ type Mode string
 const (
 	Async Mode = "async"
 	Sync  Mode = "sync"
+	// Quorum is synchronous_mode: quorum (ANY k).
+	Quorum Mode = "quorum"
 )
+
+// synchronous reports whether acknowledged commits must survive.
+func (m Mode) synchronous() bool { return m == Sync || m == Quorum }
 
 // Options configure an environment.
 type Options struct {
@@ -184,8 +189,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 // under test. wal_level logical lets scenario 24 run a logical walsender.
 func dynamicConfig(opts Options) *cluster.DynamicConfig {
 	d := cluster.DefaultDynamicConfig()
-	if opts.Mode == Sync {
+	switch opts.Mode {
+	case Sync:
 		d.SynchronousMode = cluster.SyncOn
+	case Quorum:
+		d.SynchronousMode = cluster.SyncQuorum
 	}
 	d.FailsafeMode = opts.Failsafe
 	d.PostgreSQL.Parameters = map[string]string{"wal_level": "logical", "max_wal_size": "128MB"}
@@ -407,12 +415,38 @@ func (e *Env) WaitHealthy(ctx context.Context) error {
 		if !localcluster.Healthy(v, len(e.Members)) {
 			return false
 		}
-		if e.opts.Mode == Sync {
+		if e.opts.Mode.synchronous() {
 			return v.Sync != nil && v.Sync.Leader == v.LeaderName() && len(v.Sync.Members) > 0
 		}
 		return true
 	})
 	return err
+}
+
+// WaitStreaming waits until the leader's pg_stat_replication shows every
+// other member streaming.
+func (e *Env) WaitStreaming(ctx context.Context, leader string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	want := len(e.Members) - 1
+	got := -1
+	for time.Now().Before(deadline) {
+		if conn, err := connect(ctx, e.DSN(leader), nil); err == nil {
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err = conn.QueryRow(qctx, "SELECT count(DISTINCT application_name) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = ANY($1)",
+				e.Members).Scan(&got)
+			cancel()
+			closeQuietly(conn)
+			if err == nil && got >= want {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s streams to %d replicas after %s, want %d", leader, got, timeout, want)
 }
 
 // DSN is a superuser connection string to the member's PostgreSQL,

@@ -93,7 +93,7 @@ func (res Result) Problems() []string {
 	if res.Verdict.MaxWritablePrimaries > 1 {
 		p = append(p, fmt.Sprintf("%d writable primaries at once", res.Verdict.MaxWritablePrimaries))
 	}
-	if res.Mode == Sync && res.Verdict.AckedLost > 0 {
+	if res.Mode.synchronous() && res.Verdict.AckedLost > 0 {
 		p = append(p, fmt.Sprintf("%d acknowledged writes lost in synchronous mode", res.Verdict.AckedLost))
 	}
 	if !res.Healed {
@@ -122,6 +122,13 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 	view, err := env.View(ctx)
 	if err != nil {
 		res.Err = err
+		return res
+	}
+	// The DCS view may be a loop old: ask the leader itself that every
+	// replica streams from it now (a replica that lost its connection
+	// retries only every wal_retrieve_retry_interval).
+	if err := env.WaitStreaming(ctx, view.LeaderName(), 60*time.Second); err != nil {
+		res.Err = fmt.Errorf("cluster not healthy before the run: %w", err)
 		return res
 	}
 	history := len(view.History)

@@ -47,7 +47,11 @@ func (s Scenario) ID() string {
 // well beyond the TTL (5 s) plus promotion.
 const hold = 12 * time.Second
 
-var both = []Mode{Async, Sync}
+var (
+	both = []Mode{Async, Sync}
+	// all adds quorum commit to the scenarios that matter most for it.
+	all = []Mode{Async, Sync, Quorum}
+)
 
 // maxFailovers returns a check allowing at most n failovers.
 func maxFailovers(n int) func(Result) []string {
@@ -81,7 +85,7 @@ func Scenarios() []Scenario {
 				}
 				return r.Hold(ctx, 2*time.Second)
 			}},
-		{Num: 3, Name: "kill -9 agent and postmaster together (host loss)", Modes: both,
+		{Num: 3, Name: "kill -9 agent and postmaster together (host loss)", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.KillHost(r.Leader)
 				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
@@ -89,7 +93,7 @@ func Scenarios() []Scenario {
 				}
 				return r.Hold(ctx, 2*time.Second)
 			}},
-		{Num: 4, Name: "SIGSTOP the whole primary node for > TTL, then SIGCONT", Modes: both,
+		{Num: 4, Name: "SIGSTOP the whole primary node for > TTL, then SIGCONT", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.FreezeHost(r.Leader)
 				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
@@ -152,7 +156,7 @@ func Scenarios() []Scenario {
 				return r.Hold(ctx, hold)
 			},
 			Check: maxFailovers(0)},
-		{Num: 8, Name: "partition the primary from etcd and from the other members", Modes: both,
+		{Num: 8, Name: "partition the primary from etcd and from the other members", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.CutFromEtcd(r.Leader)
 				r.Env.CutFromPeers(r.Leader)
@@ -244,7 +248,7 @@ func Scenarios() []Scenario {
 				r.Env.HealLinks()
 				return r.Env.StartAgent(r.Leader)
 			}},
-		{Num: 16, Name: "double failure: the synchronous standby dies, then the primary", Modes: []Mode{Sync},
+		{Num: 16, Name: "double failure: the synchronous standby dies, then the primary", Modes: []Mode{Sync, Quorum},
 			Inject: func(ctx context.Context, r *Run) error {
 				v, err := r.Env.View(ctx)
 				if err != nil || v.Sync == nil || len(v.Sync.Members) == 0 {
@@ -252,6 +256,18 @@ func Scenarios() []Scenario {
 				}
 				standby := v.Sync.Members[0]
 				r.Env.KillHost(standby)
+				if r.Env.opts.Mode == Quorum {
+					// Both at once (CNPG's scenario): the survivor cannot
+					// show that it holds every commit acknowledged by
+					// ANY 1 of the two, so it must refuse.
+					r.Env.KillHost(r.Leader)
+					if l := r.WaitNewLeader(ctx, hold); l != "" {
+						r.Failf("%s was promoted although the dead standby %s may hold commits it lacks", l, standby)
+					} else {
+						r.Notef("the survivor refused promotion for %s, as required", hold)
+					}
+					return nil
+				}
 				// The primary moves the synchronous role to the remaining
 				// replica (or, in strict mode, waits).
 				_, moved := r.WaitView(ctx, 20*time.Second, func(v *cluster.Cluster) bool {
@@ -374,7 +390,7 @@ func Scenarios() []Scenario {
 				r.Notef("switchover completed in %s", time.Since(t0).Round(time.Millisecond))
 				return r.Hold(ctx, 2*time.Second)
 			}},
-		{Num: 25, Name: "commits cancelled while waiting for the synchronous standby, then the primary crashes", Modes: []Mode{Sync},
+		{Num: 25, Name: "commits cancelled while waiting for the synchronous standby, then the primary crashes", Modes: []Mode{Sync, Quorum},
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.CutReplication(r.Leader)
 				// Commits now wait for the standby; the workload gives up

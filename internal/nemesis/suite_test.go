@@ -1,0 +1,57 @@
+package nemesis
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNemesisSubset is the fast subset of the fault matrix that runs in CI:
+// the primary's agent killed, the whole primary node frozen past its
+// lease, the primary partitioned from everything, commits cancelled while
+// waiting for the synchronous standby, and failsafe_mode riding out a
+// partition from etcd. The whole matrix runs with `go run
+// ./cmd/regent-nemesis` (docs/safety-results.md).
+func TestNemesisSubset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and etcd clusters")
+	}
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/postgres"); err != nil {
+		t.Skip("PostgreSQL 15 is not installed")
+	}
+	dir := t.TempDir()
+	regent, etcdNode, err := Build(filepath.Join(dir, "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	rows, err := RunMatrix(ctx, MatrixOptions{
+		Dir: filepath.Join(dir, "work"), Regent: regent, EtcdNode: etcdNode,
+		Scenarios: []string{"2", "4", "8", "25", "7-failsafe"},
+		Modes:     []Mode{Sync},
+		Runs:      1,
+		Log:       &log,
+	})
+	md := Markdown(rows, "")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, md, log.String())
+	}
+	if len(rows) != 5 {
+		t.Errorf("ran %d scenario rows, want 5", len(rows))
+	}
+	for _, r := range rows {
+		if !r.Passed() {
+			t.Errorf("scenario %s (%s) failed", r.Scenario.ID(), r.Mode)
+		}
+	}
+	if t.Failed() {
+		t.Logf("%s\n%s", md, log.String())
+	} else {
+		t.Log("\n" + md)
+	}
+}
