@@ -120,10 +120,10 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		WatchdogState:        a.watchdogState(),
 		PendingRestart:       len(a.pendingRestart) > 0 && p.Running,
 	}
-	if listed := p.InRecovery && o.Cluster != nil && o.Cluster.Sync.Has(a.cfg.Name); a.dyn.SynchronousMode == cluster.SyncQuorum {
-		snap.QuorumStandby = listed
-	} else {
-		snap.SyncStandby = listed
+	// A running replica listed in the sync key of this loop's DCS view (nil
+	// when etcd did not answer: then, as in Patroni, nothing is known).
+	if p.Running && p.Answered && p.InRecovery {
+		snap.SyncStandby, snap.QuorumStandby = api.SyncStandbyOf(o.Cluster, a.dyn.SynchronousMode, a.cfg.Name)
 	}
 	if role == cluster.RolePrimary && a.dyn.SynchronousMode.Enabled() {
 		snap.SyncStandbysExpected = a.dyn.SynchronousNodeCount

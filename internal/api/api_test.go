@@ -102,6 +102,51 @@ func replicaSnap() Snapshot {
 	return s
 }
 
+// syncCluster is testCluster with synchronous_mode mode and pg1's sync
+// key listing pg2 (quorum 1 in quorum mode).
+func syncCluster(mode cluster.SyncMode) *cluster.Cluster {
+	c := testCluster()
+	c.Config.SynchronousMode = mode
+	c.Sync = &cluster.SyncState{Leader: "pg1", Members: []string{"pg2"}, Revision: 7}
+	if mode == cluster.SyncQuorum {
+		c.Sync.Members, c.Sync.Quorum = []string{"pg2", "pg3"}, 1
+	}
+	return c
+}
+
+// syncSnap is pg2, the published synchronous standby (synchronous_mode on).
+func syncSnap() Snapshot {
+	s := replicaSnap()
+	s.Cluster = syncCluster(cluster.SyncOn)
+	s.SyncStandby = true
+	return s
+}
+
+// quorumSnap is pg2, a published quorum standby (synchronous_mode quorum).
+func quorumSnap() Snapshot {
+	s := replicaSnap()
+	s.Cluster = syncCluster(cluster.SyncQuorum)
+	s.QuorumStandby = true
+	return s
+}
+
+// syncPrimarySnap is pg1, the leader that published the sync key.
+func syncPrimarySnap(mode cluster.SyncMode) func() Snapshot {
+	return func() Snapshot {
+		s := primarySnap()
+		s.Cluster = syncCluster(mode)
+		return s
+	}
+}
+
+// asyncSnap is pg3, a replica the sync key does not list (mode on).
+func asyncSnap() Snapshot {
+	s := replicaSnap()
+	s.Name = "pg3"
+	s.Cluster = syncCluster(cluster.SyncOn)
+	return s
+}
+
 func do(t testing.TB, h http.Handler, method, target string) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -283,6 +328,122 @@ func TestHealthChecks(t *testing.T) {
 			s.Cluster = nil
 			return s
 		}, "/async", 503},
+		{"async, DCS unreachable this loop", func() Snapshot {
+			s := replicaSnap()
+			s.DCSReachable = false
+			return s
+		}, "/async", 503},
+
+		// synchronous_mode on: pg1 leads, pg2 is the published standby.
+		{"sync standby /sync", syncSnap, "/sync", 200},
+		{"sync standby /synchronous", syncSnap, "/synchronous", 200},
+		{"sync standby /read-only-sync", syncSnap, "/read-only-sync", 200},
+		{"sync standby /read-only-synchronous", syncSnap, "/read-only-synchronous", 200},
+		{"sync standby /async", syncSnap, "/async", 503},
+		{"sync standby /asynchronous", syncSnap, "/asynchronous", 503},
+		{"sync standby /quorum", syncSnap, "/quorum", 503},
+		{"sync standby /read-only-quorum", syncSnap, "/read-only-quorum", 503},
+		{"sync standby /replica", syncSnap, "/replica", 200},
+		{"sync standby /read-only", syncSnap, "/read-only", 200},
+		{"sync standby /primary", syncSnap, "/primary", 503},
+		{"sync standby within lag", syncSnap, "/sync?lag=1MB", 200},
+		{"sync standby lagging", func() Snapshot {
+			s := syncSnap()
+			s.ReplayLSN = optime - 2*mb
+			return s
+		}, "/sync?lag=1MB", 503},
+		{"sync standby lagging /read-only-sync", func() Snapshot {
+			s := syncSnap()
+			s.ReplayLSN = optime - 2*mb
+			return s
+		}, "/read-only-sync?lag=1MB", 503},
+		{"sync standby replication_state mismatch", syncSnap, "/sync?replication_state=in%20archive%20recovery", 503},
+		{"sync standby tag match", syncSnap, "/sync?tag_nofailover=false", 200},
+		{"sync standby tag mismatch", syncSnap, "/sync?tag_nofailover=true", 503},
+		{"sync standby noloadbalance", func() Snapshot {
+			s := syncSnap()
+			s.Tags.NoLoadBalance = true
+			return s
+		}, "/sync", 503},
+		{"sync standby stopped", func() Snapshot {
+			s := syncSnap()
+			s.State = cluster.StateStopped
+			return s
+		}, "/sync", 503},
+		{"sync standby stale snapshot", func() Snapshot {
+			s := syncSnap()
+			s.Taken = time.Now().Add(-11 * time.Second)
+			return s
+		}, "/sync", 503},
+		{"sync standby without DCS view", func() Snapshot {
+			s := syncSnap()
+			s.Cluster = nil
+			return s
+		}, "/sync", 503},
+		{"sync standby, DCS unreachable this loop", func() Snapshot {
+			s := syncSnap()
+			s.DCSReachable = false
+			return s
+		}, "/sync", 503},
+		{"sync standby flag on a primary", func() Snapshot {
+			s := syncPrimarySnap(cluster.SyncOn)()
+			s.SyncStandby = true
+			return s
+		}, "/sync", 503},
+		{"other replica /sync", asyncSnap, "/sync", 503},
+		{"other replica /read-only-sync", asyncSnap, "/read-only-sync", 503},
+		{"other replica /async", asyncSnap, "/async", 200},
+		{"leader /sync", syncPrimarySnap(cluster.SyncOn), "/sync", 503},
+		{"leader /async", syncPrimarySnap(cluster.SyncOn), "/async", 503},
+		{"leader /read-only-sync", syncPrimarySnap(cluster.SyncOn), "/read-only-sync", 200},
+		{"leader /read-only-synchronous", syncPrimarySnap(cluster.SyncOn), "/read-only-synchronous", 200},
+		{"leader /read-only-sync, tag mismatch", syncPrimarySnap(cluster.SyncOn), "/read-only-sync?tag_zone=a", 503},
+		{"leader /read-only-sync without DCS view", func() Snapshot {
+			s := syncPrimarySnap(cluster.SyncOn)()
+			s.Cluster = nil
+			return s
+		}, "/read-only-sync", 503},
+		{"leader /read-only-sync, lease lost", func() Snapshot {
+			s := syncPrimarySnap(cluster.SyncOn)()
+			s.HoldsLeaderKey = false
+			return s
+		}, "/read-only-sync", 503},
+
+		// synchronous_mode quorum: pg1 leads, pg2 and pg3 are quorum standbys.
+		{"quorum standby /quorum", quorumSnap, "/quorum", 200},
+		{"quorum standby /read-only-quorum", quorumSnap, "/read-only-quorum", 200},
+		{"quorum standby /sync", quorumSnap, "/sync", 503},
+		{"quorum standby /synchronous", quorumSnap, "/synchronous", 503},
+		{"quorum standby /read-only-sync", quorumSnap, "/read-only-sync", 503},
+		{"quorum standby /async", quorumSnap, "/async", 503},
+		{"quorum standby /replica", quorumSnap, "/replica", 200},
+		{"quorum standby lagging", func() Snapshot {
+			s := quorumSnap()
+			s.ReplayLSN = optime - 2*mb
+			return s
+		}, "/quorum?lag=1MB", 503},
+		{"quorum standby, DCS unreachable this loop", func() Snapshot {
+			s := quorumSnap()
+			s.DCSReachable = false
+			return s
+		}, "/quorum", 503},
+		{"unlisted replica /quorum", func() Snapshot {
+			s := asyncSnap()
+			s.Cluster = syncCluster(cluster.SyncQuorum)
+			s.Cluster.Sync.Members = []string{"pg2"}
+			return s
+		}, "/quorum", 503},
+		{"unlisted replica /async, quorum mode", func() Snapshot {
+			s := asyncSnap()
+			s.Cluster = syncCluster(cluster.SyncQuorum)
+			s.Cluster.Sync.Members = []string{"pg2"}
+			return s
+		}, "/async", 200},
+		{"quorum leader /quorum", syncPrimarySnap(cluster.SyncQuorum), "/quorum", 503},
+		{"quorum leader /read-only-quorum", syncPrimarySnap(cluster.SyncQuorum), "/read-only-quorum", 200},
+		{"quorum leader /read-only-sync", syncPrimarySnap(cluster.SyncQuorum), "/read-only-sync", 200},
+		{"no snapshot yet /sync", func() Snapshot { return Snapshot{} }, "/sync", 503},
+		{"no snapshot yet /read-only-sync", func() Snapshot { return Snapshot{} }, "/read-only-sync", 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

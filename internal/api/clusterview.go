@@ -161,8 +161,13 @@ func clusterView(c *cluster.Cluster, scope string) clusterJSON {
 			Timeline: m.Timeline, PendingRestart: m.PendingRestart}
 		if m.Name == leader {
 			j.Role = clusterRoleLeader
-		} else if m.ReplicationState != "" {
-			j.State = m.ReplicationState
+		} else {
+			if role := ClusterSyncRole(c, m.Name); role != "" {
+				j.Role = role
+			}
+			if m.ReplicationState != "" {
+				j.State = m.ReplicationState
+			}
 		}
 		j.Host, j.Port = connHostPort(m.ConnURL)
 		if m.Tags != nil && tagsSet(*m.Tags) {

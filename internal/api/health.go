@@ -14,17 +14,19 @@ import (
 type check int
 
 const (
-	checkPrimary       check = iota // /, /primary, /read-write, /master
-	checkLeader                     // /leader
-	checkStandbyLeader              // /standby-leader, /standby_leader
-	checkReplica                    // /replica
-	checkReadOnly                   // /read-only
-	checkHealth                     // /health
-	checkSync                       // /sync, /synchronous, /quorum
-	checkAsync                      // /async, /asynchronous
-	checkReadOnlySync               // /read-only-sync, /read-only-synchronous, /read-only-quorum
-	checkLiveness                   // /liveness
-	checkReadiness                  // /readiness
+	checkPrimary        check = iota // /, /primary, /read-write, /master
+	checkLeader                      // /leader
+	checkStandbyLeader               // /standby-leader, /standby_leader
+	checkReplica                     // /replica
+	checkReadOnly                    // /read-only
+	checkHealth                      // /health
+	checkSync                        // /sync, /synchronous
+	checkQuorum                      // /quorum
+	checkAsync                       // /async, /asynchronous
+	checkReadOnlySync                // /read-only-sync, /read-only-synchronous
+	checkReadOnlyQuorum              // /read-only-quorum
+	checkLiveness                    // /liveness
+	checkReadiness                   // /readiness
 )
 
 // defaultTTL stands in for a snapshot without TTL (cluster default).
@@ -132,6 +134,59 @@ func isReplica(s *Snapshot, q *healthQuery, now time.Time) bool {
 	return q.replicationState == "" || q.replicationState == s.ReplicationState
 }
 
+// dcsKnown reports whether the snapshot carries a DCS view read in the
+// loop that took it (Patroni forgets its cached view on a failed read).
+func dcsKnown(s *Snapshot) bool { return s.Cluster != nil && s.DCSReachable }
+
+// SyncStandbyOf reports whether member name is, in the DCS view c and under
+// synchronous mode mode, a synchronous standby (mode on: Patroni's
+// sync_standby) or a quorum standby (mode quorum: quorum_standby): listed
+// in the sync key, which must name a leader (an empty key lists nobody).
+// A sync key whose leader is not the member holding the leader key was
+// published by the previous leader and is about to be replaced (a new
+// leader claims it before promoting), so it makes nobody a standby; with no
+// leader key at all the last published key still stands, as in Patroni.
+// It says nothing about whether name runs as a replica: callers check.
+func SyncStandbyOf(c *cluster.Cluster, mode cluster.SyncMode, name string) (syncStandby, quorumStandby bool) {
+	if c == nil || c.Sync == nil || !mode.Enabled() || name == "" {
+		return false, false
+	}
+	st := c.Sync
+	if st.Leader == "" || name == st.Leader || !st.Has(name) {
+		return false, false
+	}
+	if leader := c.LeaderName(); leader != "" && leader != st.Leader {
+		return false, false
+	}
+	if mode == cluster.SyncQuorum {
+		return false, true
+	}
+	return true, false
+}
+
+// Roles a synchronous standby has in /cluster (and, title-cased, in
+// `regent list`), as Patroni names them.
+const (
+	ClusterRoleSyncStandby   = "sync_standby"
+	ClusterRoleQuorumStandby = "quorum_standby"
+)
+
+// ClusterSyncRole is the /cluster role of member name when the sync key of
+// c lists it under the synchronous mode of c's dynamic configuration
+// (ClusterRoleSyncStandby or ClusterRoleQuorumStandby), else "".
+func ClusterSyncRole(c *cluster.Cluster, name string) string {
+	if c == nil || c.Config == nil {
+		return ""
+	}
+	switch syncStandby, quorumStandby := SyncStandbyOf(c, c.Config.SynchronousMode, name); {
+	case syncStandby:
+		return ClusterRoleSyncStandby
+	case quorumStandby:
+		return ClusterRoleQuorumStandby
+	}
+	return ""
+}
+
 // tagsMatch applies the tag_<key>=<value> filters.
 func tagsMatch(s *Snapshot, q *healthQuery) bool {
 	for _, f := range q.tags {
@@ -159,12 +214,18 @@ func healthStatus(c check, s *Snapshot, q *healthQuery, now time.Time) int {
 		ok = isPrimary(s, now) || isReplica(s, q, now)
 	case checkHealth:
 		ok = isRunning(s, now)
+	// The checks below need the DCS view, as in Patroni: without a
+	// successful read in the last loop they answer 503.
 	case checkSync:
-		ok = false // no synchronous replication yet: no member is a sync standby
+		ok = dcsKnown(s) && s.SyncStandby && isReplica(s, q, now)
+	case checkQuorum:
+		ok = dcsKnown(s) && s.QuorumStandby && isReplica(s, q, now)
 	case checkAsync:
-		ok = s.Cluster != nil && isReplica(s, q, now)
+		ok = dcsKnown(s) && !s.SyncStandby && !s.QuorumStandby && isReplica(s, q, now)
 	case checkReadOnlySync:
-		ok = s.Cluster != nil && isPrimary(s, now)
+		ok = dcsKnown(s) && (isPrimary(s, now) || s.SyncStandby && isReplica(s, q, now))
+	case checkReadOnlyQuorum:
+		ok = dcsKnown(s) && (isPrimary(s, now) || s.QuorumStandby && isReplica(s, q, now))
 	}
 	// Tag filters apply to every check except the leader ones.
 	return code(ok && tagsMatch(s, q))

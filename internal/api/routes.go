@@ -55,12 +55,16 @@ func lookup(path string) (route, bool) {
 		return route{kindHealth, checkReadOnly}, true
 	case "/health":
 		return route{kindHealth, checkHealth}, true
-	case "/sync", "/synchronous", "/quorum":
+	case "/sync", "/synchronous":
 		return route{kindHealth, checkSync}, true
+	case "/quorum":
+		return route{kindHealth, checkQuorum}, true
 	case "/async", "/asynchronous":
 		return route{kindHealth, checkAsync}, true
-	case "/read-only-sync", "/read-only-synchronous", "/read-only-quorum":
+	case "/read-only-sync", "/read-only-synchronous":
 		return route{kindHealth, checkReadOnlySync}, true
+	case "/read-only-quorum":
+		return route{kindHealth, checkReadOnlyQuorum}, true
 	case "/liveness":
 		return route{kind: kindLiveness}, true
 	case "/readiness":

@@ -81,8 +81,12 @@ type Snapshot struct {
 	// XLogPaused is pg_is_wal_replay_paused() on a replica. Exported as
 	// patroni_xlog_paused.
 	XLogPaused bool
-	// SyncStandby and QuorumStandby are true when this replica is listed in
-	// the sync key as a synchronous (or quorum) standby. Exported as
+	// SyncStandby and QuorumStandby are true when this member runs as a
+	// replica and the sync key of the DCS view read in this loop lists it as
+	// a synchronous standby (synchronous_mode on) or a quorum standby
+	// (quorum); see SyncStandbyOf. They drive /sync, /quorum, /async,
+	// /read-only-sync and /read-only-quorum, appear in /patroni as
+	// sync_standby / quorum_standby, and are exported as
 	// patroni_sync_standby and patroni_quorum_standby.
 	SyncStandby, QuorumStandby bool
 	// SyncStandbysExpected is, on the primary, how many synchronous standbys

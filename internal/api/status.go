@@ -19,6 +19,8 @@ type statusJSON struct {
 	Role                     string        `json:"role"`
 	ServerVersion            int           `json:"server_version,omitempty"`
 	XLog                     any           `json:"xlog,omitempty"`
+	SyncStandby              bool          `json:"sync_standby,omitempty"`
+	QuorumStandby            bool          `json:"quorum_standby,omitempty"`
 	Timeline                 int           `json:"timeline,omitempty"`
 	ReplicationState         string        `json:"replication_state,omitempty"`
 	Replication              []Replica     `json:"replication,omitempty"`
@@ -91,6 +93,9 @@ func encodeStatus(s *Snapshot) []byte {
 				x.ReplayedTimestamp = &ts
 			}
 			out.XLog = x
+			// As Patroni: only a replica can be a sync or quorum standby.
+			out.SyncStandby = s.Role == cluster.RoleReplica && s.SyncStandby
+			out.QuorumStandby = s.Role == cluster.RoleReplica && s.QuorumStandby
 		}
 	}
 	b, err := json.Marshal(out)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/regent-ha/regent/internal/api"
 	"github.com/regent-ha/regent/internal/cluster"
 )
 
@@ -43,13 +44,22 @@ func Rows(c *cluster.Cluster) []ListRow {
 		if m.Tags != nil {
 			r.Tags = m.Tags
 		}
+		syncRole := api.ClusterSyncRole(c, m.Name)
 		switch {
 		case m.Name == leader:
 			r.Role = "Leader"
-		case m.Role == cluster.RoleUninitialized:
+		case syncRole == "" && m.Role == cluster.RoleUninitialized:
 			r.Role = "Uninitialized"
 		default:
-			r.Role = "Replica"
+			// As patronictl: the /cluster role, title-cased.
+			switch syncRole {
+			case api.ClusterRoleSyncStandby:
+				r.Role = "Sync Standby"
+			case api.ClusterRoleQuorumStandby:
+				r.Role = "Quorum Standby"
+			default:
+				r.Role = "Replica"
+			}
 			if m.ReplicationState != "" {
 				r.State = m.ReplicationState
 			}

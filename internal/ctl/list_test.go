@@ -47,3 +47,54 @@ func TestListRows(t *testing.T) {
 		t.Fatal("unknown format accepted")
 	}
 }
+
+func TestListSyncRoles(t *testing.T) {
+	lsn := func(v int64) *int64 { return &v }
+	view := func(mode cluster.SyncMode, listed ...string) *cluster.Cluster {
+		c := &cluster.Cluster{
+			Scope:  "demo",
+			Leader: &cluster.Leader{Name: "n1"},
+			Config: &cluster.DynamicConfig{SynchronousMode: mode},
+			Status: cluster.Status{Optime: 3 << 20},
+			Sync:   &cluster.SyncState{Leader: "n1", Members: listed},
+			Members: map[string]*cluster.Member{
+				"n1": {Name: "n1", State: "running", Role: "primary", Timeline: 1, XLogLocation: lsn(3 << 20)},
+				"n2": {Name: "n2", State: "running", Role: "replica", ReplicationState: "streaming", Timeline: 1, XLogLocation: lsn(1 << 20)},
+				"n3": {Name: "n3", State: "running", Role: "replica", ReplicationState: "streaming", Timeline: 1, XLogLocation: lsn(3 << 20)},
+			},
+		}
+		if mode == cluster.SyncQuorum {
+			c.Sync.Quorum = 1
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		c    *cluster.Cluster
+		want []string
+	}{
+		{"synchronous_mode on", view(cluster.SyncOn, "n2"), []string{"Leader", "Sync Standby", "Replica"}},
+		{"synchronous_mode quorum", view(cluster.SyncQuorum, "n2", "n3"), []string{"Leader", "Quorum Standby", "Quorum Standby"}},
+		{"synchronous_mode off, stale key", view(cluster.SyncOff, "n2"), []string{"Leader", "Replica", "Replica"}},
+	}
+	for _, tt := range tests {
+		rows := Rows(tt.c)
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.Role)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: roles %v, want %v", tt.name, got, tt.want)
+		}
+		if r := rows[1]; r.State != "streaming" || r.LagMB == nil || *r.LagMB != 2 {
+			t.Errorf("%s: n2 row %+v, want streaming with 2 MB of lag", tt.name, r)
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteList(&buf, view(cluster.SyncOn, "n2"), "table"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "Sync Standby") {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+}
