@@ -63,6 +63,16 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		if err != nil {
 			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("stopping PostgreSQL: %w", err))
 		}
+		if cd.State != "shut down" {
+			// The stop escalated before the shutdown checkpoint (a walsender
+			// whose client stopped reading holds it: Patroni #3022). The
+			// last checkpoint is then older than the last commit, so the
+			// candidate's position proves nothing: keep the key.
+			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf(
+				"PostgreSQL did not shut down cleanly (pg_control state %q), so %s cannot be shown to hold every commit; "+
+					"a walsender whose client stopped reading can hold the shutdown (check pg_stat_replication for logical consumers)",
+				cd.State, target))
+		}
 		if err := waitReceived(ctx, src, cd.CheckpointLSN); err != nil {
 			return a.abandonHandOver(ctx, failoverRev, fmt.Errorf("%s did not confirm the shutdown checkpoint %s: %w",
 				target, cluster.FormatLSN(cd.CheckpointLSN), err))

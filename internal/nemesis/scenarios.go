@@ -380,7 +380,7 @@ func Scenarios() []Scenario {
 					return err
 				}
 				t0 := time.Now()
-				codes := []int{switchover(ctx, r, r.Replicas[0])}
+				codes := []int{switchover(ctx, r, candidate(ctx, r))}
 				if codes[0] != http.StatusOK {
 					r.Failf("switchover answered %v", codes)
 				}
@@ -485,4 +485,15 @@ func stalledLogicalConsumer(ctx context.Context, r *Run) (func(), error) {
 			_ = r.Env.Exec(context.Background(), member, "SELECT pg_drop_replication_slot('"+slot+"') FROM pg_replication_slots WHERE slot_name = '"+slot+"'")
 		}
 	}, nil
+}
+
+// candidate is a replica a switchover may name: in synchronous modes the
+// published synchronous standby, else the first replica.
+func candidate(ctx context.Context, r *Run) string {
+	if r.Env.opts.Mode.synchronous() {
+		if v, err := r.Env.View(ctx); err == nil && v.Sync != nil && len(v.Sync.Members) > 0 {
+			return v.Sync.Members[0]
+		}
+	}
+	return r.Replicas[0]
 }
