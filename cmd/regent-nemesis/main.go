@@ -26,7 +26,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs per scenario and mode")
 	scenarios := flag.String("scenarios", "", "comma-separated scenario IDs (e.g. 3,7,7-failsafe); empty: all")
-	modes := flag.String("modes", "async,sync", "comma-separated modes")
+	modes := flag.String("modes", "async,sync,quorum", "comma-separated modes (async, sync, quorum)")
 	out := flag.String("out", "docs/safety-results.md", "results file (empty: stdout only)")
 	dir := flag.String("dir", "", "work directory (default: a new temporary directory, removed when everything passed)")
 	timeout := flag.Duration("timeout", 4*time.Hour, "bound for the whole run")
@@ -44,6 +44,8 @@ func main() {
 			fail(err)
 		}
 	}
+	// The binaries are built from the work tree as it is now.
+	builtFrom := commit()
 	regent, etcdNode, err := nemesis.Build(work)
 	if err != nil {
 		fail(err)
@@ -58,7 +60,7 @@ func main() {
 	started := time.Now()
 	rows, runErr := nemesis.RunMatrix(ctx, o)
 	header := fmt.Sprintf("# Safety results\n\nCommit `%s`, %s, %s/%s, %d CPUs, run took %s.\n\nCommand: `go run ./cmd/regent-nemesis %s`\n",
-		commit(), started.UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		builtFrom, started.UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
 		time.Since(started).Round(time.Second), strings.Join(os.Args[1:], " "))
 	md := nemesis.Markdown(rows, header)
 	fmt.Print(md)
