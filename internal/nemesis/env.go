@@ -69,10 +69,12 @@ type Env struct {
 	etcdLinks map[string][]*Proxy
 	pgLinks   map[string]*Proxy
 	apiLinks  map[string]*Proxy
-	tmpfs     []string
+	mounts    []string
+	freezable int
 
 	mu     sync.Mutex
-	paused map[int]bool // process groups or PIDs stopped by the scenario
+	paused map[int]bool    // process groups or PIDs stopped by the scenario
+	frozen map[string]bool // filesystems frozen by the scenario
 }
 
 type etcdMember struct {
@@ -122,7 +124,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 			break
 		}
 	}
-	e := &Env{opts: opts, etcdLinks: map[string][]*Proxy{}, pgLinks: map[string]*Proxy{}, apiLinks: map[string]*Proxy{}, paused: map[int]bool{}}
+	e := &Env{opts: opts, etcdLinks: map[string][]*Proxy{}, pgLinks: map[string]*Proxy{}, apiLinks: map[string]*Proxy{}, paused: map[int]bool{}, frozen: map[string]bool{}}
 	if err := e.startEtcd(); err != nil {
 		e.Close()
 		return nil, err
@@ -160,7 +162,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		ms.PGConnect, ms.APIConnect = pg.Addr(), api.Addr()
 		spec.Members = append(spec.Members, ms)
 		e.Members = append(e.Members, name)
-		e.mountTmpfs(filepath.Join(spec.Dir, name, "data"))
+		e.mountDataFS(name, filepath.Join(spec.Dir, name, "data"))
 	}
 	c, err := localcluster.New(spec)
 	if err != nil {
@@ -200,10 +202,12 @@ func dynamicConfig(opts Options) *cluster.DynamicConfig {
 	return &d
 }
 
-// mountTmpfs puts a member's data directory on its own small tmpfs when
-// the machine allows mounts, so that scenario 17 can fill it. Without it
-// the scenario is skipped.
-func (e *Env) mountTmpfs(dir string) {
+// mountDataFS puts a member's data directory on a filesystem of its own
+// so that scenarios can fill it (17) or freeze it (18): an ext4 image on a
+// loop device when the machine allows it (fsfreeze needs a real
+// filesystem), else a tmpfs (no freezing), else nothing (both scenarios
+// are skipped).
+func (e *Env) mountDataFS(name, dir string) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
@@ -213,17 +217,81 @@ func (e *Env) mountTmpfs(dir string) {
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 	}
+	defer func() {
+		_ = os.Chown(dir, uid, gid)
+		_ = os.Chmod(dir, 0o700)
+	}()
+	img := filepath.Join(e.opts.Dir, "disks", name+".img")
+	err := e.mountLoopExt4(img, dir)
+	if err == nil {
+		e.mounts = append(e.mounts, dir)
+		e.freezable++
+		// initdb wants an empty directory.
+		_ = os.RemoveAll(filepath.Join(dir, "lost+found"))
+		return
+	}
+	e.logf("no loop-device ext4 for %s (%v); trying tmpfs: the frozen-disk scenario is unavailable", dir, err)
 	opts := fmt.Sprintf("size=384m,mode=0700,uid=%d,gid=%d", uid, gid)
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		e.logf("no tmpfs for %s (%v): disk-full scenario unavailable", dir, err)
-		_ = os.Chown(dir, uid, gid)
 		return
 	}
-	e.tmpfs = append(e.tmpfs, dir)
+	e.mounts = append(e.mounts, dir)
 }
 
-// HasTmpfs reports whether every data directory is on its own tmpfs.
-func (e *Env) HasTmpfs() bool { return len(e.tmpfs) == len(e.Members) }
+func (e *Env) mountLoopExt4(img, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(img), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(img)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(384 << 20)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", img).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4: %v: %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("mount -o loop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// HasOwnFS reports whether every data directory is on its own filesystem.
+func (e *Env) HasOwnFS() bool { return len(e.mounts) == len(e.Members) }
+
+// CanFreeze reports whether every data directory can be frozen.
+func (e *Env) CanFreeze() bool { return e.freezable == len(e.Members) }
+
+// FreezeDisk blocks every write to the member's data directory
+// (fsfreeze), as a stalled disk or SAN would.
+func (e *Env) FreezeDisk(m string) error {
+	dir := e.Cluster.DataDir(m)
+	e.logf("fsfreeze %s", dir)
+	if out, err := exec.Command("fsfreeze", "-f", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("fsfreeze: %v: %s", err, out)
+	}
+	e.mu.Lock()
+	e.frozen[dir] = true
+	e.mu.Unlock()
+	return nil
+}
+
+// ThawDisks undoes every FreezeDisk.
+func (e *Env) ThawDisks() {
+	e.mu.Lock()
+	dirs := e.frozen
+	e.frozen = map[string]bool{}
+	e.mu.Unlock()
+	for dir := range dirs {
+		e.logf("fsfreeze -u %s", dir)
+		_ = exec.Command("fsfreeze", "-u", dir).Run()
+	}
+}
 
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -662,6 +730,7 @@ func (e *Env) HealEtcdLinks(m string) {
 // Heal undoes every fault: links, stopped processes, killed etcd members
 // and agents; then waits for a healthy cluster.
 func (e *Env) Heal(ctx context.Context) error {
+	e.ThawDisks()
 	e.HealLinks()
 	e.ResumeAll()
 	for i := range e.etcd {
@@ -693,6 +762,7 @@ func (e *Env) StartAgent(m string) error {
 
 // Close stops everything the environment started and unmounts its tmpfs.
 func (e *Env) Close() {
+	e.ThawDisks()
 	e.ResumeAll()
 	e.HealLinks()
 	if e.Cluster != nil {
@@ -726,10 +796,10 @@ func (e *Env) Close() {
 	for _, p := range e.apiLinks {
 		p.Close()
 	}
-	for _, dir := range e.tmpfs {
+	for _, dir := range e.mounts {
 		// PostgreSQL processes may take a moment to exit after SIGKILL.
 		for i := 0; i < 50; i++ {
-			if syscall.Unmount(dir, 0) == nil {
+			if exec.Command("umount", dir).Run() == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)

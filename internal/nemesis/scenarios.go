@@ -283,8 +283,8 @@ func Scenarios() []Scenario {
 			}},
 		{Num: 17, Name: "disk full on the primary's data directory", Modes: both,
 			Unavailable: func(e *Env) string {
-				if !e.HasTmpfs() {
-					return "needs a per-member tmpfs (mount privileges)"
+				if !e.HasOwnFS() {
+					return "needs a filesystem per member (mount privileges)"
 				}
 				return ""
 			},
@@ -298,6 +298,26 @@ func Scenarios() []Scenario {
 				if v, err := r.Env.View(ctx); err == nil {
 					r.Notef("leader after 20 s of a full disk: %q", v.LeaderName())
 				}
+				return nil
+			}},
+		{Num: 18, Name: "frozen disk on the primary (fsfreeze of its data directory for 20 s)", Modes: both,
+			Unavailable: func(e *Env) string {
+				if !e.CanFreeze() {
+					return "needs an ext4 filesystem per member on a loop device (mount privileges)"
+				}
+				return ""
+			},
+			Inject: func(ctx context.Context, r *Run) error {
+				if err := r.Env.FreezeDisk(r.Leader); err != nil {
+					return err
+				}
+				if err := r.Hold(ctx, 20*time.Second); err != nil {
+					return err
+				}
+				if v, err := r.Env.View(ctx); err == nil {
+					r.Notef("leader after 20 s of a frozen disk: %q", v.LeaderName())
+				}
+				r.Env.ThawDisks()
 				return nil
 			}},
 		{Num: 20, Name: "two concurrent switchover requests to different candidates", Modes: both,
@@ -417,12 +437,16 @@ func fillDisk(path string) {
 		return
 	}
 	defer f.Close()
-	buf := bytes.Repeat([]byte{0xAB}, 1<<20)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			return
+	// Large writes first, then page-sized ones for the last free blocks.
+	for _, size := range []int{1 << 20, 4 << 10} {
+		buf := bytes.Repeat([]byte{0xAB}, size)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				break
+			}
 		}
 	}
+	_ = f.Sync()
 }
 
 // switchover asks the leader's REST API to hand over to candidate and
