@@ -703,17 +703,24 @@ func (e *Env) CutReplication(m string) {
 	e.pgLinks[m].Cut()
 }
 
-// HealLinks restores every link.
-func (e *Env) HealLinks() {
+// links returns every proxy of the environment.
+func (e *Env) links() []*Proxy {
+	var out []*Proxy
 	for _, ps := range e.etcdLinks {
-		for _, p := range ps {
-			p.Heal()
-		}
+		out = append(out, ps...)
 	}
 	for _, p := range e.pgLinks {
-		p.Heal()
+		out = append(out, p)
 	}
 	for _, p := range e.apiLinks {
+		out = append(out, p)
+	}
+	return out
+}
+
+// HealLinks restores every link.
+func (e *Env) HealLinks() {
+	for _, p := range e.links() {
 		p.Heal()
 	}
 }
@@ -785,15 +792,7 @@ func (e *Env) Close() {
 			}
 		}
 	}
-	for _, ps := range e.etcdLinks {
-		for _, p := range ps {
-			p.Close()
-		}
-	}
-	for _, p := range e.pgLinks {
-		p.Close()
-	}
-	for _, p := range e.apiLinks {
+	for _, p := range e.links() {
 		p.Close()
 	}
 	for _, dir := range e.mounts {

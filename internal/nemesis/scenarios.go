@@ -188,42 +188,12 @@ func Scenarios() []Scenario {
 			Check: maxFailovers(1)},
 		{Num: 12, Name: "etcd leader killed and restarted 5 times (quorum kept)", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
-				for range 5 {
-					i := r.Env.EtcdLeader(ctx)
-					if i < 0 {
-						i = 0
-					}
-					r.Env.KillEtcd(i)
-					if err := r.Hold(ctx, 2*time.Second); err != nil {
-						return err
-					}
-					if err := r.Env.StartEtcd(i); err != nil {
-						return err
-					}
-					if err := r.Hold(ctx, 2*time.Second); err != nil {
-						return err
-					}
-				}
-				return nil
+				return onEtcdLeader(ctx, r, 5, 2*time.Second, r.Env.KillEtcd, r.Env.StartEtcd)
 			},
 			Check: maxFailovers(0)},
 		{Num: 13, Name: "etcd leader stalled (SIGSTOP 3 s, as CPU starvation or a stuck disk) 3 times", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
-				for range 3 {
-					i := r.Env.EtcdLeader(ctx)
-					if i < 0 {
-						i = 0
-					}
-					r.Env.PauseEtcd(i)
-					if err := r.Hold(ctx, 3*time.Second); err != nil {
-						return err
-					}
-					r.Env.ResumeAll()
-					if err := r.Hold(ctx, 3*time.Second); err != nil {
-						return err
-					}
-				}
-				return nil
+				return onEtcdLeader(ctx, r, 3, 3*time.Second, r.Env.PauseEtcd, func(int) error { r.Env.ResumeAll(); return nil })
 			},
 			Check: maxFailovers(0)},
 		{Num: 15, Name: "replicas lag beyond maximum_lag_on_failover when the primary dies", Modes: []Mode{Async},
@@ -520,4 +490,23 @@ func candidate(ctx context.Context, r *Run) string {
 		}
 	}
 	return r.Replicas[0]
+}
+
+// onEtcdLeader applies fault to the current etcd leader n times, keeping
+// it for d, then undoing it and waiting d again.
+func onEtcdLeader(ctx context.Context, r *Run, n int, d time.Duration, fault func(int), undo func(int) error) error {
+	for range n {
+		i := max(r.Env.EtcdLeader(ctx), 0)
+		fault(i)
+		if err := r.Hold(ctx, d); err != nil {
+			return err
+		}
+		if err := undo(i); err != nil {
+			return err
+		}
+		if err := r.Hold(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
