@@ -64,7 +64,8 @@ func main() {
 		time.Since(started).Round(time.Second), strings.Join(os.Args[1:], " "))
 	md := nemesis.Markdown(rows, header)
 	fmt.Print(md)
-	if *out != "" {
+	if *out != "" && ctx.Err() == nil {
+		// An interrupted run does not replace the last complete results.
 		if err := nemesis.WriteFile(*out, md); err != nil {
 			fail(err)
 		}

@@ -104,6 +104,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 func (a *Agent) waitShutDown(ctx context.Context, stopped <-chan error) (cd postgres.ControlData, finished bool, err error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var prev postgres.ControlData
 	for {
 		select {
 		case err := <-stopped:
@@ -116,10 +117,18 @@ func (a *Agent) waitShutDown(ctx context.Context, stopped <-chan error) (cd post
 			return cd, false, ctx.Err()
 		case <-tick.C:
 		}
-		if cd, err := a.pg.ControlData(ctx); err == nil && cd.State == "shut down" {
+		// pg_control is read while the server may rewrite it: trust a
+		// "shut down" only when two reads in a row agree.
+		cd, err := a.pg.ControlData(ctx)
+		if err != nil || cd.State != "shut down" {
+			prev = postgres.ControlData{}
+			continue
+		}
+		if prev.State == cd.State && prev.CheckpointLSN == cd.CheckpointLSN && prev.TimeLineID == cd.TimeLineID {
 			a.log.Info("switchover: shutdown checkpoint written; the postmaster is still finishing", "checkpoint", cluster.FormatLSN(cd.CheckpointLSN))
 			return cd, false, nil
 		}
+		prev = cd
 	}
 }
 

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regent-ha/regent/internal/ha"
 	"github.com/regent-ha/regent/internal/postgres"
@@ -89,7 +92,12 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	if err != nil {
 		a.pgAnswered = false
 		a.log.Warn("querying PostgreSQL", "err", err)
-		if a.unansweredSince.IsZero() {
+		// Only silence counts as hung: an error PostgreSQL sends (starting
+		// up, too many connections, authentication) is an answer, and a
+		// long crash recovery must never be cut short.
+		if !timedOut(err) {
+			a.unansweredSince = time.Time{}
+		} else if a.unansweredSince.IsZero() {
 			a.unansweredSince = now
 		}
 		p.UnansweredSince = a.unansweredSince
@@ -151,3 +159,9 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 // syncSettle is how long after a synchronous_standby_names reload the agent
 // waits before taking the primary's WAL position as the catch-up point.
 const syncSettle = 500 * time.Millisecond
+
+// timedOut reports whether err means PostgreSQL did not answer in time
+// (as opposed to answering with an error).
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err)
+}

@@ -40,12 +40,13 @@ func Decide(o Observation) Decision {
 }
 
 // decideUnanswered handles a running PostgreSQL that did not answer: a
-// busy or starting server, so wait. A leader's server that has not
-// answered (or accepted a new connection) for primary_start_timeout is
-// hung, by a stopped postmaster or a stuck disk: it serves no new client,
-// and waiting would keep the cluster without a usable primary for ever.
-// It is stopped immediately; the crashed-primary path then restarts it in
-// place or releases the key.
+// busy or starting server, so wait. A leader's server that has stayed
+// silent (no answer, not even an error, to the status query or to a new
+// connection) for primary_start_timeout is hung, by a stopped postmaster
+// or a stuck disk: it serves no new client, and waiting would keep the
+// cluster without a usable primary for ever. It is stopped immediately;
+// the crashed-primary path then restarts it in place, or releases the key
+// if that fails for primary_start_timeout.
 func decideUnanswered(o Observation) Decision {
 	limit := o.Config.PrimaryStartTimeoutDuration()
 	if limit <= 0 {
@@ -53,7 +54,7 @@ func decideUnanswered(o Observation) Decision {
 	}
 	since := o.PG.UnansweredSince
 	if o.Lease.KeyOnMyLease && !o.Config.Pause && !since.IsZero() && o.Now.Sub(since) >= limit {
-		return decide(fmt.Sprintf("PostgreSQL has not answered for %s (limit primary_start_timeout %s): stopping it immediately to restart it in place or hand the leader key over",
+		return decide(fmt.Sprintf("PostgreSQL has not answered for %s (limit primary_start_timeout %s): stopping it immediately to restart it in place",
 			o.Now.Sub(since).Round(time.Millisecond), limit), act(StopUnresponsive))
 	}
 	return decide("PostgreSQL is running but did not answer; waiting")

@@ -111,8 +111,9 @@ type Postgres struct {
 	StartFailed bool
 	// RewindFailed is set when the last pg_rewind failed.
 	RewindFailed bool
-	// UnansweredSince is when a running PostgreSQL first failed to answer
-	// (the status query or a new connection); zero while it answers.
+	// UnansweredSince is when a running PostgreSQL first stayed silent
+	// (the status query or a new connection timed out); zero while it
+	// answers, even with an error such as "starting up".
 	UnansweredSince time.Time
 	// NotStreamingSince is when a running replica was first seen without
 	// a streaming WAL receiver (zero while streaming).

@@ -574,7 +574,7 @@ func (e *Env) KillAgent(m string) {
 
 // KillPostmaster sends SIGKILL to the member's postmaster only.
 func (e *Env) KillPostmaster(m string) {
-	pid := e.Cluster.PostmasterPID(m)
+	pid := e.postmaster(m)
 	e.logf("kill -9 postmaster of %s (pid %d)", m, pid)
 	if pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -582,44 +582,65 @@ func (e *Env) KillPostmaster(m string) {
 }
 
 // KillHost kills the member's agent, fence process, postmaster and every
-// PostgreSQL process at once, as a host crash would.
+// PostgreSQL process at once, as a host crash would. Everything is stopped
+// first, so that nothing forks or notices the others dying.
 func (e *Env) KillHost(m string) {
-	apid, ppid := e.Cluster.AgentPID(m), e.Cluster.PostmasterPID(m)
-	e.logf("kill -9 host %s (agent %d, postmaster %d)", m, apid, ppid)
-	for _, pid := range postgresProcesses(ppid) {
+	apid := e.Cluster.AgentPID(m)
+	procs := e.freezeAll(m)
+	e.logf("kill -9 host %s (agent group %d, %d PostgreSQL processes)", m, apid, len(procs))
+	for _, pid := range procs {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+		e.forget(pid, false)
 	}
 	if apid > 0 {
-		e.cont(apid, true) // a stopped group must not stay stopped once killed
 		_ = syscall.Kill(-apid, syscall.SIGKILL)
+		e.cont(apid, true) // a killed group must not be remembered as stopped
 		<-e.Cluster.Exited(m)
 	}
-}
-
-// postgresProcesses returns the postmaster and its children. Every
-// PostgreSQL child calls setsid(), so the postmaster's process group does
-// not contain them: a signal to the group would miss the backends.
-func postgresProcesses(postmaster int) []int {
-	if postmaster <= 0 {
-		return []int{0}
-	}
-	return append([]int{postmaster}, procfs.Children(postmaster)...)
 }
 
 // FreezeHost stops every process of the member (agent, fence process,
 // PostgreSQL) with SIGSTOP, as a paused VM would be.
 func (e *Env) FreezeHost(m string) {
-	apid, ppid := e.Cluster.AgentPID(m), e.Cluster.PostmasterPID(m)
-	// The postmaster first: stopped, it forks no new children.
-	e.stop(ppid, false)
-	procs := postgresProcesses(ppid)
-	e.logf("SIGSTOP host %s (agent group %d, %d PostgreSQL processes)", m, apid, len(procs))
+	procs := e.freezeAll(m)
+	e.logf("SIGSTOP host %s (agent group %d, %d PostgreSQL processes)", m, e.Cluster.AgentPID(m), len(procs))
+}
+
+// freezeAll stops the member's agent group, its postmaster and then the
+// postmaster's children (stopped, the postmaster forks no new ones), and
+// returns the PostgreSQL processes.
+func (e *Env) freezeAll(m string) []int {
+	if apid := e.Cluster.AgentPID(m); apid > 0 {
+		e.stop(apid, true)
+	}
+	pm := e.postmaster(m)
+	if pm == 0 {
+		return nil
+	}
+	e.stop(pm, false)
+	// Every PostgreSQL child calls setsid(), so the postmaster's process
+	// group does not contain them: a signal to the group would miss the
+	// backends.
+	procs := append([]int{pm}, procfs.Children(pm)...)
 	for _, pid := range procs[1:] {
 		e.stop(pid, false)
 	}
-	if apid > 0 {
-		e.stop(apid, true)
+	return procs
+}
+
+// postmaster returns the PID of the member's running postmaster, checked
+// against its command line (postmaster.pid may be stale or half written,
+// and a PID may have been reused), or 0.
+func (e *Env) postmaster(m string) int {
+	pid := e.Cluster.PostmasterPID(m)
+	if pid <= 0 || !procfs.Alive(pid) {
+		return 0
 	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), e.Cluster.DataDir(m)) {
+		return 0
+	}
+	return pid
 }
 
 // FreezeAgent stops the agent process only (not its fence process).
@@ -631,7 +652,7 @@ func (e *Env) FreezeAgent(m string) {
 
 // FreezePostmaster stops the postmaster process only (its backends run).
 func (e *Env) FreezePostmaster(m string) {
-	pid := e.Cluster.PostmasterPID(m)
+	pid := e.postmaster(m)
 	e.logf("SIGSTOP postmaster of %s (pid %d)", m, pid)
 	e.stop(pid, false)
 }
@@ -657,6 +678,18 @@ func (e *Env) cont(pid int, group bool) {
 		target = -pid
 	}
 	_ = syscall.Kill(target, syscall.SIGCONT)
+	e.mu.Lock()
+	delete(e.paused, target)
+	e.mu.Unlock()
+}
+
+// forget drops a stopped process that was killed from the set ResumeAll
+// continues (its PID may be reused).
+func (e *Env) forget(pid int, group bool) {
+	target := pid
+	if group {
+		target = -pid
+	}
 	e.mu.Lock()
 	delete(e.paused, target)
 	e.mu.Unlock()
@@ -689,8 +722,10 @@ func (e *Env) CutFromEtcd(m string) {
 	}
 }
 
-// CutFromPeers partitions the member's PostgreSQL and REST API from the
-// other members (replication and peer probes); etcd stays reachable.
+// CutFromPeers cuts the links to the member's PostgreSQL and REST API
+// (replication, pg_rewind, peer probes); etcd stays reachable. Links the
+// member itself opens to its peers are not cut: as a primary it opens
+// none unless failsafe_mode is on.
 func (e *Env) CutFromPeers(m string) {
 	e.logf("partition %s from its peers", m)
 	e.pgLinks[m].Cut()
@@ -746,12 +781,8 @@ func (e *Env) Heal(ctx context.Context) error {
 		}
 	}
 	for _, m := range e.Members {
-		if e.Cluster.AgentPID(m) == 0 {
-			e.Cluster.Forget(m)
-			e.logf("start agent of %s", m)
-			if err := e.Cluster.Start(m); err != nil {
-				return err
-			}
+		if err := e.StartAgent(m); err != nil {
+			return err
 		}
 	}
 	return e.WaitHealthy(ctx)
@@ -777,7 +808,7 @@ func (e *Env) Close() {
 		_ = e.Cluster.StopAll(ctx, 20*time.Second)
 		cancel()
 		for _, m := range e.Members {
-			if pid := e.Cluster.PostmasterPID(m); pid > 0 {
+			if pid := e.postmaster(m); pid > 0 {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}

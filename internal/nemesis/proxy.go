@@ -161,6 +161,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
+			// The end of the stream (FIN or reset) crosses the link only
+			// when it is up, like any other segment.
+			p.wait()
 			return
 		}
 	}

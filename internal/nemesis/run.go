@@ -169,7 +169,10 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 	rn.nextID = maxID(ops, rn.nextID)
 	final, err := rn.finalRead(ctx)
 	if err != nil {
+		// Without the final data nothing can be said about lost writes;
+		// the run fails on this error, not on invented losses.
 		res.Err = errors.Join(res.Err, fmt.Errorf("final read: %w", err))
+		final = ackedIDs(ops)
 	}
 	if v, err := env.View(ctx); err == nil {
 		res.Failovers = len(v.History) - history
@@ -282,4 +285,15 @@ func (r *Run) WaitPublished(ctx context.Context, timeout time.Duration, members 
 		return fmt.Errorf("members %v did not publish WAL position %s within %s", members, cluster.FormatLSN(lsn), timeout)
 	}
 	return nil
+}
+
+// ackedIDs is the set of acknowledged ids.
+func ackedIDs(ops []Op) map[int64]bool {
+	ids := map[int64]bool{}
+	for _, op := range ops {
+		if op.Outcome == Acked {
+			ids[op.ID] = true
+		}
+	}
+	return ids
 }

@@ -156,7 +156,7 @@ func Scenarios() []Scenario {
 				return r.Hold(ctx, hold)
 			},
 			Check: maxFailovers(0)},
-		{Num: 8, Name: "partition the primary from etcd and from the other members", Modes: all,
+		{Num: 8, Name: "partition the primary from etcd and cut every link to it from the other members", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.CutFromEtcd(r.Leader)
 				r.Env.CutFromPeers(r.Leader)
@@ -460,7 +460,7 @@ func stalledLogicalConsumer(ctx context.Context, r *Run) (func(), error) {
 		return nil, fmt.Errorf("creating logical slot: %w", err)
 	}
 	m, _ := r.Env.Cluster.Member(r.Leader)
-	cmd := exec.Command("/usr/lib/postgresql/15/bin/pg_recvlogical", "-h", "127.0.0.1", "-p", fmt.Sprint(m.PGPort),
+	cmd := exec.Command("pg_recvlogical", "-h", "127.0.0.1", "-p", fmt.Sprint(m.PGPort),
 		"-U", "postgres", "-d", "postgres", "-S", slot, "--start", "-f", "/dev/null")
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+r.Env.Cluster.Password("superuser"))
 	if err := cmd.Start(); err != nil {
@@ -474,9 +474,21 @@ func stalledLogicalConsumer(ctx context.Context, r *Run) (func(), error) {
 		r.Notef("bulk write for the logical consumer: %v", err)
 	}
 	return func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Kill()
+		// The slot holds WAL on a small data disk: drop it wherever it is,
+		// ending the session that may still hold it.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		for _, member := range r.Env.Members {
-			_ = r.Env.Exec(context.Background(), member, "SELECT pg_drop_replication_slot('"+slot+"') FROM pg_replication_slots WHERE slot_name = '"+slot+"'")
+			for ctx.Err() == nil {
+				err := r.Env.Exec(ctx, member, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '"+slot+"' AND active_pid IS NOT NULL; "+
+					"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '"+slot+"'")
+				if err == nil || strings.Contains(err.Error(), "read-only") || strings.Contains(err.Error(), "recovery") {
+					break
+				}
+				_ = r.Hold(ctx, 500*time.Millisecond)
+			}
 		}
 	}, nil
 }

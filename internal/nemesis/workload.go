@@ -191,6 +191,7 @@ func (w *Workload) probe(ctx context.Context, t Target) {
 			var inRecovery bool
 			err := conn.QueryRow(qctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
 			cancel()
+			s.At = w.Now() // the role was observed now, not after the HTTP probe
 			if err == nil {
 				s.Writable = !inRecovery
 			} else {
@@ -202,7 +203,9 @@ func (w *Workload) probe(ctx context.Context, t Target) {
 			s.Primary200 = resp.StatusCode == http.StatusOK
 			resp.Body.Close()
 		}
-		s.At = w.Now()
+		if s.At == 0 {
+			s.At = w.Now()
+		}
 		if ctx.Err() != nil {
 			return
 		}

@@ -114,9 +114,14 @@ func (i *Instance) ControlData(ctx context.Context) (ControlData, error) {
 	return parseControlData(out)
 }
 
-// parseControlData parses pg_controldata output (C locale).
+// parseControlData parses pg_controldata output (C locale). A CRC warning
+// (the file was read while the server rewrote it) is an error: the fields
+// may mix two versions.
 func parseControlData(out string) (ControlData, error) {
 	var cd ControlData
+	if strings.Contains(out, "Calculated CRC checksum does not match") {
+		return cd, errors.New("pg_controldata: pg_control read while being written (CRC mismatch); read it again")
+	}
 	fields := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {

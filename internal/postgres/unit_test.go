@@ -146,6 +146,10 @@ Data page checksum version:           1
 	if _, err := parseControlData("garbage"); err == nil {
 		t.Error("garbage accepted")
 	}
+	torn := "WARNING: Calculated CRC checksum does not match value stored in file.\nEither the file is corrupt, or it has a different layout than this program\nis expecting.  The results below are untrustworthy.\n\n" + out
+	if _, err := parseControlData(torn); err == nil {
+		t.Error("output with a CRC warning accepted")
+	}
 }
 
 func TestRenderConfig(t *testing.T) {
