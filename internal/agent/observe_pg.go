@@ -54,6 +54,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 		if cd, err := a.pg.ControlData(ctx); err == nil {
 			p.SystemID = cd.SystemIdentifier
 			p.ControlTimeline = cd.TimeLineID
+			p.ControlStandby = cd.State == "in archive recovery" || cd.State == "shut down in recovery"
 			if cd.MinRecoveryEndTimeline > p.ControlTimeline {
 				p.ControlTimeline = cd.MinRecoveryEndTimeline
 			}

@@ -228,6 +228,15 @@ func decideStoppedLeader(o Observation) Decision {
 	if !holdsLease(o) {
 		return decide("leader key names this member but the lease is not confirmed; waiting")
 	}
+	if o.PG.ControlStandby {
+		// The promotion did not finish (PostgreSQL died during it: a full
+		// disk, a kill). Starting this data directory as a primary would
+		// end recovery without choosing a new timeline, and the old
+		// primary may have written different WAL on the same one: two
+		// histories under one timeline number. Let the election run again.
+		return decide("PostgreSQL stopped before its promotion finished (pg_control says it is a standby): "+
+			"releasing the leader key instead of starting it as a primary on the old timeline", act(ReleaseLeader))
+	}
 	timeout := o.Config.PrimaryStartTimeoutDuration()
 	down := time.Duration(0)
 	if !o.PG.DownSince.IsZero() {

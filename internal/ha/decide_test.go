@@ -74,6 +74,20 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Fence}, reason: "renew deadline",
 		},
 		{
+			name: "leader whose promotion did not finish releases the key instead of starting as primary",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.PG = Postgres{DataDir: DataDirInitialized, SystemID: "7000", ControlTimeline: 1, ControlStandby: true, DownSince: t0.Add(-time.Second)}
+			}),
+			want: []Kind{ReleaseLeader}, reason: "promotion finished",
+		},
+		{
+			name: "crashed primary (pg_control in production) restarts in place",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.PG = Postgres{DataDir: DataDirInitialized, SystemID: "7000", ControlTimeline: 1, DownSince: t0.Add(-time.Second)}
+			}),
+			want: []Kind{StartPrimary},
+		},
+		{
 			name: "leader whose PostgreSQL stopped answering waits within primary_start_timeout",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.PG.Answered = false

@@ -86,6 +86,10 @@ type Postgres struct {
 	// ControlTimeline is the timeline of the latest checkpoint in
 	// pg_control; it is what a stopped data directory is on.
 	ControlTimeline int
+	// ControlStandby is true when pg_control of the stopped data directory
+	// says it was a standby ("in archive recovery", "shut down in
+	// recovery"): it was never promoted, or its promotion did not finish.
+	ControlStandby bool
 	// Running is true while a postmaster for the data directory is alive.
 	Running bool
 	// Answered is true when PostgreSQL answered this loop's query; the

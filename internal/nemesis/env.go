@@ -231,7 +231,7 @@ func (e *Env) mountDataFS(name, dir string) {
 		return
 	}
 	e.logf("no loop-device ext4 for %s (%v); trying tmpfs: the frozen-disk scenario is unavailable", dir, err)
-	opts := fmt.Sprintf("size=384m,mode=0700,uid=%d,gid=%d", uid, gid)
+	opts := fmt.Sprintf("size=1g,mode=0700,uid=%d,gid=%d", uid, gid)
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		e.logf("no tmpfs for %s (%v): disk-full scenario unavailable", dir, err)
 		return
@@ -247,7 +247,7 @@ func (e *Env) mountLoopExt4(img, dir string) error {
 	if err != nil {
 		return err
 	}
-	err = f.Truncate(384 << 20)
+	err = f.Truncate(1 << 30)
 	f.Close()
 	if err != nil {
 		return err

@@ -449,6 +449,7 @@ func (c *actx) observePostgres() ha.Postgres {
 	if !p.Running {
 		p.SystemID = pg.data.sysid
 		p.ControlTimeline = pg.data.controlTimeline()
+		p.ControlStandby = pg.data.inRecovery
 		if a.downSince.IsZero() {
 			a.downSince = now
 		}
