@@ -376,8 +376,9 @@ func Scenarios() []Scenario {
 				}
 				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
 					r.Failf("switchover did not complete within 30 s")
+				} else {
+					r.Notef("switchover completed in %s", time.Since(t0).Round(time.Millisecond))
 				}
-				r.Notef("switchover completed in %s", time.Since(t0).Round(time.Millisecond))
 				return r.Hold(ctx, 2*time.Second)
 			}},
 		{Num: 25, Name: "commits cancelled while waiting for the synchronous standby, then the primary crashes", Modes: []Mode{Sync, Quorum},
