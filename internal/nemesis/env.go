@@ -2,10 +2,12 @@ package nemesis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -75,6 +77,8 @@ type Env struct {
 	mu     sync.Mutex
 	paused map[int]bool    // process groups or PIDs stopped by the scenario
 	frozen map[string]bool // filesystems frozen by the scenario
+	// operatorActions are what Heal had to do as an operator.
+	operatorActions []string
 }
 
 type etcdMember struct {
@@ -785,7 +789,66 @@ func (e *Env) Heal(ctx context.Context) error {
 			return err
 		}
 	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err := e.WaitHealthy(wctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	// Regent never deletes a data directory on its own: a member whose
+	// pg_rewind failed waits for an operator. Act as the operator would
+	// (regent reinit) and say so in the run's notes.
+	if e.reinitWaiting(ctx) == 0 {
+		return err
+	}
 	return e.WaitHealthy(ctx)
+}
+
+// reinitWaiting asks every member whose agent waits for an operator to
+// reinitialize (POST /reinitialize) and returns how many it asked.
+func (e *Env) reinitWaiting(ctx context.Context) int {
+	n := 0
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, m := range e.Members {
+		resp, err := client.Get(e.Cluster.APIURL(m) + "/patroni")
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Regent struct {
+				Reason string `json:"reason"`
+			} `json:"regent"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || !strings.Contains(st.Regent.Reason, "waiting for an operator") {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.Cluster.APIURL(m)+"/reinitialize", strings.NewReader("{}"))
+		if err != nil {
+			continue
+		}
+		req.SetBasicAuth("regent", e.Cluster.Password("restapi"))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			e.logf("operator action: regent reinit %s (agent: %s)", m, st.Regent.Reason)
+			e.mu.Lock()
+			e.operatorActions = append(e.operatorActions, fmt.Sprintf("operator had to run `regent reinit %s` (agent: %s)", m, st.Regent.Reason))
+			e.mu.Unlock()
+			n++
+		}
+	}
+	return n
+}
+
+// TakeOperatorActions returns and forgets the operator actions Heal took.
+func (e *Env) TakeOperatorActions() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.operatorActions
+	e.operatorActions = nil
+	return out
 }
 
 // StartAgent starts a member's agent that is not running.

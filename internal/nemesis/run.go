@@ -112,13 +112,16 @@ type Runner struct {
 func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 	env := rn.Env
 	res := Result{Scenario: sc.Num, Mode: env.opts.Mode}
-	hctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, 150*time.Second)
 	err := env.Heal(hctx)
 	cancel()
 	if err != nil {
 		res.Err = fmt.Errorf("cluster not healthy before the run: %w", err)
 		return res
 	}
+	// Operator actions before the run belong to the previous one, which
+	// already reported them (or failed); start this run with none.
+	env.TakeOperatorActions()
 	view, err := env.View(ctx)
 	if err != nil {
 		res.Err = err
@@ -178,7 +181,7 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 		res.Failovers = len(v.History) - history
 	}
 	res.Verdict = Check(ops, samples, final, r.W.Seen(), inject, end)
-	res.Notes, res.Violations = r.Notes, r.Violations
+	res.Notes, res.Violations = append(r.Notes, env.TakeOperatorActions()...), r.Violations
 	if sc.Check != nil {
 		res.Violations = append(res.Violations, sc.Check(res)...)
 	}
