@@ -334,22 +334,7 @@ func WriteMarkdown(w io.Writer, r *Report, notes string) {
 	p("each cluster with its own single-node etcd and the same PostgreSQL parameters.\n\n")
 	p("## Run\n\n")
 	p("| | |\n|---|---|\n")
-	p("| command | `%s` |\n", e.Command)
-	commit := e.Commit
-	if e.Dirty {
-		commit += " (the work tree had uncommitted changes)"
-	}
-	p("| commit | %s |\n", commit)
-	p("| started | %s, took %s |\n", r.Started.UTC().Format(time.RFC3339), r.Elapsed.Round(time.Second))
-	if e.Regent != "" {
-		p("| Regent | %s |\n", e.Regent)
-	}
-	if e.Patroni != "" {
-		p("| Patroni | %s (Debian package) |\n", e.Patroni)
-	}
-	p("| etcd | %s |\n", e.Etcd)
-	p("| PostgreSQL | %s |\n", e.Postgres)
-	p("| bench built with | %s |\n", e.Go)
+	writeRunRows(w, e, r.Started, r.Elapsed)
 	p("| machine | %d CPUs (%s), %s memory, kernel %s, %s |\n", e.CPUs, e.CPUModel, e.Memory, e.Kernel, e.OS)
 	p("| load average (1/5/15 min, running/total, last pid) | before: %s; after: %s |\n", e.LoadBefore, e.LoadAfter)
 	p("| repetitions | host loss and switchover: %d; postmaster crash: %d; synchronous mode: %d each |\n\n", r.Options.Reps, r.Options.CrashReps, r.Options.SyncReps)
@@ -457,13 +442,22 @@ func writePart(w io.Writer, n int, pt Part) {
 	p("### Separate run %d: %s\n\n", n+1, strings.Join(pt.Clusters, ", "))
 	p("These clusters were measured in a separate, later run of the same bench and merged into this report; every other row comes from the run above.\n\n")
 	p("| | |\n|---|---|\n")
+	writeRunRows(w, e, pt.Started, pt.Elapsed)
+	p("| load average (1/5/15 min, running/total, last pid) | before: %s; after: %s |\n", e.LoadBefore, e.LoadAfter)
+	p("| repetitions | host loss and switchover: %d; postmaster crash: %d; synchronous mode: %d each |\n\n", pt.Options.Reps, pt.Options.CrashReps, pt.Options.SyncReps)
+}
+
+// writeRunRows writes the rows that identify a run: command, commit,
+// time and versions.
+func writeRunRows(w io.Writer, e Environment, started time.Time, elapsed time.Duration) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("| command | `%s` |\n", e.Command)
 	commit := e.Commit
 	if e.Dirty {
 		commit += " (the work tree had uncommitted changes)"
 	}
 	p("| commit | %s |\n", commit)
-	p("| started | %s, took %s |\n", pt.Started.UTC().Format(time.RFC3339), pt.Elapsed.Round(time.Second))
+	p("| started | %s, took %s |\n", started.UTC().Format(time.RFC3339), elapsed.Round(time.Second))
 	if e.Regent != "" {
 		p("| Regent | %s |\n", e.Regent)
 	}
@@ -473,8 +467,6 @@ func writePart(w io.Writer, n int, pt Part) {
 	p("| etcd | %s |\n", e.Etcd)
 	p("| PostgreSQL | %s |\n", e.Postgres)
 	p("| bench built with | %s |\n", e.Go)
-	p("| load average (1/5/15 min, running/total, last pid) | before: %s; after: %s |\n", e.LoadBefore, e.LoadAfter)
-	p("| repetitions | host loss and switchover: %d; postmaster crash: %d; synchronous mode: %d each |\n\n", pt.Options.Reps, pt.Options.CrashReps, pt.Options.SyncReps)
 }
 
 func mdEscape(s string) string {
