@@ -88,11 +88,14 @@ type Agent struct {
 	// unansweredSince is when the running PostgreSQL first failed to
 	// answer (loop goroutine only).
 	unansweredSince time.Time
-	watchdog        kernelWatchdog
-	metrics         *metrics.Metrics
-	fencing         atomic.Bool // a fence is stopping PostgreSQL right now
-	peerOnce        sync.Once
-	peerHTTP        *http.Client
+	// refusalRecordedAt is when the current episode of refused
+	// promotions was last recorded in the DCS (zero: none running).
+	refusalRecordedAt time.Time
+	watchdog          kernelWatchdog
+	metrics           *metrics.Metrics
+	fencing           atomic.Bool // a fence is stopping PostgreSQL right now
+	peerOnce          sync.Once
+	peerHTTP          *http.Client
 
 	// requests carries operator actions from REST handlers to the loop.
 	requests         chan *request

@@ -23,6 +23,7 @@ func (a *Agent) loop(ctx context.Context) error {
 		d = ha.Decide(obs)
 	}
 	a.logDecision(obs, d)
+	a.recordRefusal(ctx, obs, d)
 	if len(d.Actions) > 0 {
 		a.metrics.RecordDecision(d.Actions[0].Kind.String())
 	}

@@ -944,3 +944,19 @@ func BenchmarkPrimary(b *testing.B) {
 		}
 	}
 }
+
+func TestEvents(t *testing.T) {
+	c := testCluster()
+	c.Events = []cluster.Event{{Time: "2026-11-22T01:00:00Z", Member: "pg2", Kind: cluster.EventPromotionRefused,
+		Reason: "no leader, but not promoting automatically: m3 may hold commits this member lacks", Timeline: 3, LSN: 42}}
+	srv := New(fakeSource{primarySnap()}, &fakeReader{c: c}, nil)
+	rec := do(t, srv.Handler(), http.MethodGet, "/events")
+	want := `[{"time":"2026-11-22T01:00:00Z","member":"pg2","kind":"promotion_refused","reason":"no leader, but not promoting automatically: m3 may hold commits this member lacks","timeline":3,"lsn":42}]`
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+		t.Errorf("GET /events = %d %s, want %s", rec.Code, rec.Body, want)
+	}
+	srv = New(fakeSource{primarySnap()}, &fakeReader{c: testCluster()}, nil)
+	if rec := do(t, srv.Handler(), http.MethodGet, "/events"); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Errorf("no events = %d %s, want []", rec.Code, rec.Body)
+	}
+}

@@ -134,6 +134,20 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	writeValue(w, r, http.StatusOK, h)
 }
 
+// serveEvents answers GET /events: the decisions agents recorded in the
+// DCS (Regent only), such as why a replica refused to promote.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.loadOrFail(w, r)
+	if !ok {
+		return
+	}
+	ev := c.Events
+	if ev == nil {
+		ev = []cluster.Event{}
+	}
+	writeValue(w, r, http.StatusOK, ev)
+}
+
 func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.loadOrFail(w, r)
 	if !ok {

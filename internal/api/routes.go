@@ -15,6 +15,7 @@ const (
 	kindPatroni
 	kindCluster
 	kindHistory
+	kindEvents
 	kindConfig
 	kindSwitchover
 	kindFailover
@@ -75,6 +76,8 @@ func lookup(path string) (route, bool) {
 		return route{kind: kindCluster}, true
 	case "/history":
 		return route{kind: kindHistory}, true
+	case "/events":
+		return route{kind: kindEvents}, true
 	case "/config":
 		return route{kind: kindConfig}, true
 	case "/switchover":
@@ -98,7 +101,7 @@ func lookup(path string) (route, bool) {
 // methods lists the methods the route answers.
 func (rt route) methods() []string {
 	switch rt.kind {
-	case kindCluster, kindHistory, kindMetrics:
+	case kindCluster, kindHistory, kindEvents, kindMetrics:
 		return methodsRead
 	case kindConfig:
 		return methodsConfig
@@ -158,6 +161,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveCluster(w, r)
 	case kindHistory:
 		s.serveHistory(w, r)
+	case kindEvents:
+		s.serveEvents(w, r)
 	case kindConfig:
 		switch r.Method {
 		case http.MethodPatch:

@@ -191,6 +191,9 @@ type Cluster struct {
 	Members        map[string]*Member
 	Status         Status
 	History        []HistoryEntry
+	// Events are the latest automatic decisions worth keeping (Regent's
+	// own key; Patroni tools ignore it): why a member refused to promote.
+	Events []Event
 	Failover       *Failover
 	Sync           *SyncState
 	// Failsafe maps member names to their REST API URLs: the members a
@@ -248,3 +251,17 @@ func (c *Cluster) LastTimeline() int {
 func FormatLSN(lsn int64) string {
 	return strings.ToUpper(strconv.FormatUint(uint64(lsn)>>32, 16) + "/" + strconv.FormatUint(uint64(lsn)&0xffffffff, 16))
 }
+
+// Event is one recorded decision of an agent.
+type Event struct {
+	Time     string `json:"time"`
+	Member   string `json:"member"`
+	Kind     string `json:"kind"`
+	Reason   string `json:"reason"`
+	Timeline int    `json:"timeline,omitempty"`
+	LSN      int64  `json:"lsn,omitempty"`
+}
+
+// EventPromotionRefused: a replica did not promote although there was no
+// leader, and says why.
+const EventPromotionRefused = "promotion_refused"

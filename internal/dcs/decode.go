@@ -72,6 +72,13 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 				continue
 			}
 			c.History = h
+		case rel == KeyEvents:
+			var ev []cluster.Event
+			if err := json.Unmarshal(kv.Value, &ev); err != nil {
+				log.Warn("ignoring undecodable events key", "key", string(kv.Key), "err", err)
+				continue
+			}
+			c.Events = ev
 		case rel == KeyFailsafe:
 			var fs map[string]string
 			if err := json.Unmarshal(kv.Value, &fs); err != nil {

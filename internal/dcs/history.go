@@ -37,33 +37,77 @@ func (c *Client) AppendHistory(ctx context.Context, e cluster.HistoryEntry) erro
 // appendHistoryOnce makes one compare-and-set attempt and reports whether
 // it succeeded.
 func (c *Client) appendHistoryOnce(ctx context.Context, e cluster.HistoryEntry) (bool, error) {
-	key := c.key(KeyHistory)
+	return c.updateList(ctx, KeyHistory, func(cur []byte) ([]byte, error) {
+		var hist []cluster.HistoryEntry
+		if cur != nil {
+			if err := json.Unmarshal(cur, &hist); err != nil {
+				c.log.Warn("replacing undecodable history key", "key", c.key(KeyHistory), "err", err)
+				hist = nil
+			}
+		}
+		for _, h := range hist {
+			// A line for this or a later timeline means a newer promotion
+			// was recorded while this agent was delayed: appending now
+			// would put the history out of order.
+			if h.Timeline >= e.Timeline {
+				return nil, nil
+			}
+		}
+		return json.Marshal(append(hist, e))
+	})
+}
+
+// keepEvents is how many events the events key keeps.
+const keepEvents = 50
+
+// AppendEvent adds an event to the events key, keeping the latest
+// keepEvents, with the same compare-and-set as AppendHistory.
+func (c *Client) AppendEvent(ctx context.Context, e cluster.Event) error {
+	for range historyAttempts {
+		done, err := c.updateList(ctx, KeyEvents, func(cur []byte) ([]byte, error) {
+			var ev []cluster.Event
+			if cur != nil && json.Unmarshal(cur, &ev) != nil {
+				ev = nil // undecodable: start again
+			}
+			ev = append(ev, e)
+			if len(ev) > keepEvents {
+				ev = ev[len(ev)-keepEvents:]
+			}
+			return json.Marshal(ev)
+		})
+		if err != nil {
+			return fmt.Errorf("dcs: append event: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
+	return fmt.Errorf("dcs: append event: %w after %d attempts", errHistoryConflict, historyAttempts)
+}
+
+// updateList reads the key name, asks update for its new value (nil: no
+// change wanted) and writes it only if the key did not change meanwhile
+// (mod_revision). It reports whether the update is done (written, or not
+// wanted).
+func (c *Client) updateList(ctx context.Context, name string, update func(cur []byte) ([]byte, error)) (bool, error) {
+	key := c.key(name)
 	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
 	resp, err := c.cli.Get(rctx, key)
 	if err != nil {
 		return false, err
 	}
-	var hist []cluster.HistoryEntry
+	var cur []byte
 	var rev int64
 	if len(resp.Kvs) > 0 {
-		rev = resp.Kvs[0].ModRevision
-		if err := json.Unmarshal(resp.Kvs[0].Value, &hist); err != nil {
-			c.log.Warn("replacing undecodable history key", "key", key, "err", err)
-			hist = nil
-		}
+		cur, rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
 	}
-	for _, h := range hist {
-		// A line for this or a later timeline means a newer promotion was
-		// recorded while this agent was delayed: appending now would put
-		// the history out of order.
-		if h.Timeline >= e.Timeline {
-			return true, nil
-		}
-	}
-	v, err := json.Marshal(append(hist, e))
+	v, err := update(cur)
 	if err != nil {
 		return false, fmt.Errorf("encode: %w", err)
+	}
+	if v == nil {
+		return true, nil
 	}
 	txn, err := c.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).

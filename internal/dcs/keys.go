@@ -27,6 +27,8 @@ const (
 	KeySync = "sync"
 	// KeyFailsafe maps member names to REST API URLs (failsafe_mode).
 	KeyFailsafe = "failsafe"
+	// KeyEvents holds the latest recorded decisions (Regent only).
+	KeyEvents = "events"
 	// keyLegacyOptime is the optime key of Patroni < 2.1.
 	keyLegacyOptime = "optime/leader"
 )

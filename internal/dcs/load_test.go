@@ -1,7 +1,9 @@
 package dcs
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -192,5 +194,25 @@ func TestLoadDecodesPatroniValues(t *testing.T) {
 	}
 	if _, err := c.Load(ctx); err == nil || !strings.Contains(err.Error(), testPrefix+"config") {
 		t.Errorf("corrupt config: err = %v, want one naming the key", err)
+	}
+}
+
+func TestAppendEventKeepsTheLatest(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "n1", 5*time.Second)
+	ctx := context.Background()
+	for i := range keepEvents + 5 {
+		ev := cluster.Event{Time: fmt.Sprint(i), Member: "n2", Kind: cluster.EventPromotionRefused, Reason: fmt.Sprintf("reason %d", i)}
+		if err := c.AppendEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := c.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cl.Events) != keepEvents || cl.Events[0].Reason != "reason 5" || cl.Events[keepEvents-1].Reason != fmt.Sprintf("reason %d", keepEvents+4) {
+		t.Fatalf("events = %d, first %+v, last %+v", len(cl.Events), cl.Events[0], cl.Events[len(cl.Events)-1])
 	}
 }

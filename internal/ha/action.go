@@ -125,6 +125,11 @@ func (a Action) String() string {
 type Decision struct {
 	Actions []Action
 	Reason  string
+	// PromotionRefused marks a replica that does not promote although the
+	// cluster has no leader, for a reason of its own (ineligible, or it
+	// cannot show it holds every acknowledged commit). The agent records
+	// such refusals in the DCS (events key).
+	PromotionRefused bool
 }
 
 // Is reports whether the decision's first action is of kind k.

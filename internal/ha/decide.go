@@ -367,13 +367,21 @@ func decideFollow(o Observation, leader string) Decision {
 	return decide("following leader " + leader)
 }
 
+// refusePromotion is a Wait decision that the agent records as a refused
+// promotion.
+func refusePromotion(reason string) Decision {
+	d := decide(reason)
+	d.PromotionRefused = true
+	return d
+}
+
 // decideRace decides whether this replica may take part in a leader race.
 func decideRace(o Observation) Decision {
 	if f := o.Cluster.Failover; f != nil && f.Member != "" {
 		return decideRequestedRace(o, f)
 	}
 	if reason := ineligible(o); reason != "" {
-		return decide("no leader, but not eligible for promotion: " + reason)
+		return refusePromotion("no leader, but not eligible for promotion: " + reason)
 	}
 	if !o.PeersProbed {
 		return decide("no leader: asking peers before racing", act(ProbePeers))
@@ -403,7 +411,7 @@ func decideRace(o Observation) Decision {
 	}
 	if o.Config.SynchronousMode.Enabled() {
 		if why := quorumProblem(o); why != "" {
-			return decide("no leader, but not promoting automatically: " + why)
+			return refusePromotion("no leader, but not promoting automatically: " + why)
 		}
 	}
 	return decide(fmt.Sprintf("no leader and this member is the healthiest candidate (%s): racing for the key",

@@ -531,6 +531,10 @@ func TestDecide(t *testing.T) {
 			if d.Reason == "" {
 				t.Fatal("every decision must carry a reason")
 			}
+			refusal := strings.Contains(d.Reason, "not eligible for promotion") || strings.Contains(d.Reason, "not promoting automatically")
+			if refusal != d.PromotionRefused {
+				t.Fatalf("PromotionRefused = %v for %q: refusals to promote must be marked (the agent records them), nothing else", d.PromotionRefused, d.Reason)
+			}
 		})
 	}
 }

@@ -235,6 +235,9 @@ func Scenarios() []Scenario {
 						r.Failf("%s was promoted although the dead standby %s may hold commits it lacks", l, standby)
 					} else {
 						r.Notef("the survivor refused promotion for %s, as required", hold)
+						if v, err := r.Env.View(ctx); err == nil && !hasEvent(v, cluster.EventPromotionRefused) {
+							r.Failf("the refusal is not recorded in the DCS events key")
+						}
 					}
 					return nil
 				}
@@ -522,4 +525,14 @@ func onEtcdLeader(ctx context.Context, r *Run, n int, d time.Duration, fault fun
 		}
 	}
 	return nil
+}
+
+// hasEvent reports whether the DCS events key holds an event of kind.
+func hasEvent(v *cluster.Cluster, kind string) bool {
+	for _, e := range v.Events {
+		if e.Kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
+)
+
+// refusalRepeat is how often a refusal that persists is recorded again.
+const refusalRepeat = time.Minute
+
+// recordRefusal writes a refused promotion (a replica that does not take
+// over a leaderless cluster, and why) to the DCS events key: at the start
+// of every episode of refusals and then once a minute while it lasts, so
+// that an operator finds the reason after the fact (GET /events).
+func (a *Agent) recordRefusal(ctx context.Context, o ha.Observation, d ha.Decision) {
+	if !d.PromotionRefused {
+		a.refusalRecordedAt = time.Time{}
+		return
+	}
+	if o.Cluster == nil || (!a.refusalRecordedAt.IsZero() && time.Since(a.refusalRecordedAt) < refusalRepeat) {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	ev := cluster.Event{
+		Time:     time.Now().UTC().Format(time.RFC3339Nano),
+		Member:   a.cfg.Name,
+		Kind:     cluster.EventPromotionRefused,
+		Reason:   d.Reason,
+		Timeline: o.PG.Timeline,
+		LSN:      o.PG.LSN(),
+	}
+	if err := a.dcs.AppendEvent(rctx, ev); err != nil {
+		a.log.Warn("recording the refused promotion in the DCS", "err", err)
+		return
+	}
+	a.refusalRecordedAt = time.Now()
+}
