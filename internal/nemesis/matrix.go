@@ -128,8 +128,12 @@ func Markdown(rows []Row, header string) string {
 			}
 		}
 		med, mx := "", ""
-		if len(gaps) > 0 {
-			med, mx = seconds1(gaps[len(gaps)/2]), seconds1(gaps[len(gaps)-1])
+		if n := len(gaps); n > 0 {
+			m := gaps[n/2]
+			if n%2 == 0 {
+				m = (gaps[n/2-1] + gaps[n/2]) / 2
+			}
+			med, mx = seconds1(m), seconds1(gaps[n-1])
 		}
 		w := "–"
 		if hasWorst {
