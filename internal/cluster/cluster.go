@@ -193,9 +193,9 @@ type Cluster struct {
 	History        []HistoryEntry
 	// Events are the latest automatic decisions worth keeping (Regent's
 	// own key; Patroni tools ignore it): why a member refused to promote.
-	Events []Event
-	Failover       *Failover
-	Sync           *SyncState
+	Events   []Event
+	Failover *Failover
+	Sync     *SyncState
 	// Failsafe maps member names to their REST API URLs: the members a
 	// leader must hear from to stay up during a DCS outage (failsafe_mode).
 	Failsafe map[string]string

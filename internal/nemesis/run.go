@@ -69,6 +69,14 @@ func (r *Run) WaitNewLeader(ctx context.Context, timeout time.Duration) string {
 	return v.LeaderName()
 }
 
+// ExpectNewLeader waits up to 30 s for another member to take over and
+// records a violation if none does.
+func (r *Run) ExpectNewLeader(ctx context.Context) {
+	if r.WaitNewLeader(ctx, 30*time.Second) == "" {
+		r.Failf("no new leader within 30 s")
+	}
+}
+
 // Result is the outcome of one run.
 type Result struct {
 	Scenario   int

@@ -80,25 +80,19 @@ func Scenarios() []Scenario {
 		{Num: 2, Name: "kill -9 the primary's agent (PostgreSQL keeps running)", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.KillAgent(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 2*time.Second)
 			}},
 		{Num: 3, Name: "kill -9 agent and postmaster together (host loss)", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.KillHost(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 2*time.Second)
 			}},
 		{Num: 4, Name: "SIGSTOP the whole primary node for > TTL, then SIGCONT", Modes: all,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.FreezeHost(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				if err := r.Hold(ctx, 3*time.Second); err != nil {
 					return err
 				}
@@ -108,9 +102,7 @@ func Scenarios() []Scenario {
 		{Num: 5, Name: "SIGSTOP only the primary's agent for > TTL", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.FreezeAgent(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				if err := r.Hold(ctx, 2*time.Second); err != nil {
 					return err
 				}
@@ -145,9 +137,7 @@ func Scenarios() []Scenario {
 		{Num: 7, Name: "partition the primary from every etcd member", Modes: both,
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.CutFromEtcd(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 3*time.Second)
 			}},
 		{Num: 7, Name: "partition the primary from every etcd member, failsafe_mode on", Modes: both, Failsafe: true,
@@ -160,9 +150,7 @@ func Scenarios() []Scenario {
 			Inject: func(ctx context.Context, r *Run) error {
 				r.Env.CutFromEtcd(r.Leader)
 				r.Env.CutFromPeers(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 3*time.Second)
 			}},
 		{Num: 9, Name: "cut replication to the primary (etcd reachable)", Modes: both,
@@ -306,9 +294,7 @@ func Scenarios() []Scenario {
 				if ok != 1 {
 					r.Failf("%d switchover requests succeeded, exactly 1 expected (answers %v)", ok, codes)
 				}
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 2*time.Second)
 			},
 			Check: maxFailovers(1)},
@@ -317,9 +303,7 @@ func Scenarios() []Scenario {
 				// Make the first leader stale: fail it over and keep it down.
 				old := r.Leader
 				r.Env.KillHost(old)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				if err := r.Hold(ctx, 2*time.Second); err != nil {
 					return err
 				}
@@ -396,9 +380,7 @@ func Scenarios() []Scenario {
 					r.W.See(ids)
 				}
 				r.Env.KillHost(r.Leader)
-				if r.WaitNewLeader(ctx, 30*time.Second) == "" {
-					r.Failf("no new leader within 30 s")
-				}
+				r.ExpectNewLeader(ctx)
 				return r.Hold(ctx, 2*time.Second)
 			}},
 	}
