@@ -6,6 +6,8 @@ package etcdserver
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -24,6 +26,10 @@ func StartEmbedded(dir, clientURL, peerURL, logFile string) (*embed.Etcd, error)
 		return nil, fmt.Errorf("etcdserver: %w", err)
 	}
 	if logFile != "" {
+		// etcd opens its log sink before it creates any directory.
+		if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
+			return nil, fmt.Errorf("etcdserver: log directory: %w", err)
+		}
 		cfg.LogLevel = "info"
 		cfg.LogOutputs = []string{logFile}
 	}
