@@ -164,6 +164,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			ErrRefused, a.cfg.Name, a.cfg.Scope)
 	}
 
+	a.readDynamicConfig(ctx, client)
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -211,9 +213,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.finishTask(a.task, err)
 		case r := <-a.requests:
 			a.serve(ctx, r)
-		case <-time.After(a.dyn.LoopWaitDuration()):
+		case <-time.After(a.loopWait()):
 		}
 	}
+}
+
+// loopWait is the pause before the next loop: loop_wait, or at most a
+// second while the lease still has another TTL than the configured one, so
+// that a failed move is retried well within the (smaller) deadline.
+func (a *Agent) loopWait() time.Duration {
+	d := a.dyn.LoopWaitDuration()
+	if a.dcs.LeaseTTLOutdated() {
+		d = min(d, time.Second)
+	}
+	return d
 }
 
 // minLoopGap coalesces bursts of DCS events into one loop run.
@@ -311,6 +324,18 @@ func (a *Agent) shutdown() {
 	if err := a.dcs.DeleteMember(ctx); err != nil {
 		a.log.Warn("deleting member key", "err", err)
 	}
+}
+
+// readDynamicConfig adopts the cluster's dynamic configuration before the
+// first lease is granted, so that the lease has the cluster's ttl rather
+// than the member file's bootstrap.dcs.ttl. Without an answer the first
+// loop reads it and moves the lease (followTTL).
+func (a *Agent) readDynamicConfig(ctx context.Context, client *dcs.Client) {
+	view, err := a.loadView(ctx)
+	if err != nil || view.Config == nil {
+		return
+	}
+	a.applyDynamic(*view.Config)
 }
 
 // duplicateName reports whether another live agent uses this member's name:

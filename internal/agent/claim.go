@@ -48,7 +48,7 @@ func (a *Agent) stillHoldsClaim() error {
 	if sent.IsZero() {
 		return fmt.Errorf("%w: no confirmed lease renewal", errClaimLost)
 	}
-	if age, rd := time.Since(sent), a.dyn.RenewDeadline(); age >= rd {
+	if age, rd := time.Since(sent), a.timing().RenewDeadline(); age >= rd {
 		return fmt.Errorf("%w: the last confirmed lease renewal was sent %s ago, renew deadline is %s",
 			errClaimLost, age.Round(time.Millisecond), rd)
 	}

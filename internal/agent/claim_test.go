@@ -36,6 +36,15 @@ func TestStillHoldsClaim(t *testing.T) {
 			a.lease.ConfirmedSentAt = time.Now().Add(-rd - time.Millisecond)
 		}, true},
 		{"release unresolved", func(a *Agent) { a.releasePending = true }, true},
+		{"ttl raised but the lease still has the old TTL", func(a *Agent) {
+			a.dyn.TTL = 30
+			a.lease.ConfirmedSentAt = time.Now().Add(-rd - time.Millisecond)
+		}, true},
+		{"ttl raised and the lease re-granted with it", func(a *Agent) {
+			a.dyn.TTL = 30
+			a.lease.TTL = 30 * time.Second
+			a.lease.ConfirmedSentAt = time.Now().Add(-rd - time.Millisecond)
+		}, false},
 		{"suspend gap since the last check", func(a *Agent) {
 			boot, ok := bootTime()
 			if !ok {
@@ -52,6 +61,7 @@ func TestStillHoldsClaim(t *testing.T) {
 			a := claimAgent()
 			a.keyOnMyLease = true
 			a.lease.ConfirmedSentAt = time.Now()
+			a.lease.TTL = a.dyn.TTLDuration()
 			tc.setup(a)
 			err := a.stillHoldsClaim()
 			if (err != nil) != tc.wantErr {

@@ -40,7 +40,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		return err
 	}
 	failoverRev := o.Cluster.Failover.Revision
-	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.dyn.RenewDeadline()
+	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.timing().RenewDeadline()
 	a.log.Warn("switchover: stopping PostgreSQL to hand over", "action", "hand_over", "target", target, "reason", reason)
 	a.expectRunning = false
 	a.startTask(ctx, "switchover", cluster.StateStopping, func(ctx context.Context) error {

@@ -75,13 +75,14 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 			a.releaseResolved("the leader key no longer names this member")
 		}
 		a.confirmOwnership(ctx, view)
+		a.followTTL(ctx, view)
 		a.noteUpstream(view)
 		obs.Cluster = view
 	}
 	a.armFences()
 
 	obs.PG = a.observePostgres(ctx)
-	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
+	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, TTL: a.lease.TTL, KeyOnMyLease: a.keyOnMyLease}
 	obs.Failsafe = a.failsafe.observation()
 	if a.task != nil {
 		obs.Task = a.task.name
@@ -152,6 +153,38 @@ func (a *Agent) applyDynamic(c cluster.DynamicConfig) {
 		return
 	}
 	a.dyn = c
+	a.dcs.SetTTL(c.TTLDuration())
+}
+
+// timing is the dynamic configuration whose deadlines apply to the lease
+// this agent holds: ttl is the smaller of the configured one and the TTL
+// etcd granted (cluster.DynamicConfig.ForLease). Every deadline the agent
+// enforces (renew deadline, lease guard, fence process, watchdog) comes
+// from it, never from the configured ttl alone.
+func (a *Agent) timing() cluster.DynamicConfig { return a.dyn.ForLease(a.lease.TTL) }
+
+// followTTL moves this member's keys onto a lease granted with the
+// configured ttl after it changed (etcd cannot change a lease's TTL). Until
+// etcd confirms the move, timing() keeps the smaller of the two TTLs.
+func (a *Agent) followTTL(ctx context.Context, view *cluster.Cluster) {
+	if !a.dcs.LeaseTTLOutdated() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	res, err := a.dcs.MoveLease(rctx)
+	a.lease = a.dcs.Lease()
+	if err != nil {
+		a.log.Warn("moving to a lease with the configured ttl; deadlines keep the smaller ttl until it succeeds",
+			"ttl", a.dyn.TTLDuration(), "lease_ttl", a.lease.TTL, "err", err)
+		return
+	}
+	a.keyOnMyLease = res.LeaderMoved
+	if res.LeaderMoved && view.Leader != nil {
+		view.Leader.Lease = int64(res.Lease.ID)
+	}
+	a.log.Info("lease re-granted with the configured ttl", "action", "move_lease", "reason", "ttl changed",
+		"ttl", res.Lease.TTL, "leader_key_moved", res.LeaderMoved)
 }
 
 func (a *Agent) logDecision(o ha.Observation, d ha.Decision) {
@@ -256,7 +289,7 @@ func (a *Agent) checkSuspend() (time.Duration, bool) {
 // guard and the separate fence process. Neither fires in maintenance mode.
 func (a *Agent) armFences() {
 	holds := a.keyOnMyLease && !a.dyn.Pause
-	a.guard.arm(holds, a.claimConfirmedAt(), a.dyn)
+	a.guard.arm(holds, a.claimConfirmedAt(), a.timing())
 	a.watchdogTick(holds)
 	if a.fence == nil || !a.fence.alive() {
 		f, err := startFence(a.cfg.PostgreSQL.DataDir)
@@ -266,7 +299,7 @@ func (a *Agent) armFences() {
 		}
 		a.fence = f
 	}
-	if err := a.fence.update(holds, a.claimConfirmedAt(), a.dyn); err != nil {
+	if err := a.fence.update(holds, a.claimConfirmedAt(), a.timing()); err != nil {
 		a.log.Error("updating the fence process", "err", err)
 	}
 }

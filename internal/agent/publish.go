@@ -96,7 +96,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		LastLoop:             time.Now(),
 		Role:                 role,
 		State:                state,
-		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.claimConfirmedAt()) < a.dyn.RenewDeadline(),
+		HoldsLeaderKey:       a.keyOnMyLease && time.Since(a.claimConfirmedAt()) < a.timing().RenewDeadline(),
 		LeaseDeadline:        a.leaseDeadline(),
 		Writable:             p.Running && p.Answered && !p.InRecovery,
 		Timeline:             a.timeline(p),
@@ -151,7 +151,7 @@ func (a *Agent) leaseDeadline() time.Time {
 	if !a.keyOnMyLease || at.IsZero() {
 		return time.Time{}
 	}
-	return at.Add(a.dyn.RenewDeadline())
+	return at.Add(a.timing().RenewDeadline())
 }
 
 // timeline is the member's timeline: the observed one, else the last one

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/regent-ha/regent/internal/api"
 	"github.com/regent-ha/regent/internal/watchdog"
 )
@@ -30,8 +32,8 @@ func (a *Agent) watchdogTick(holds bool) {
 		}
 		return
 	}
+	timeout := a.watchdogTimeout()
 	if w.dev == nil {
-		timeout := watchdog.Timeout(a.dyn.TTLDuration(), a.dyn.RetryTimeoutDuration(), a.dyn.ClockDrift, a.dyn.SafetyMargin)
 		dev, err := watchdog.Open(a.cfg.Watchdog.Device, timeout)
 		if err != nil {
 			w.failed = true
@@ -47,10 +49,24 @@ func (a *Agent) watchdogTick(holds bool) {
 	// Feed only for a renewal confirmed since the last feed.
 	if key := a.lease.ConfirmedSentAt.String(); key != w.fedFor {
 		w.fedFor = key
-		if err := w.dev.Feed(); err != nil {
+		if w.dev.Timeout() != timeout {
+			// The lease's TTL changed (timing()): the new timeout takes
+			// effect with this feed, right after a confirmed renewal.
+			if err := w.dev.SetTimeout(timeout); err != nil {
+				a.log.Error("changing the watchdog timeout", "timeout", timeout, "err", err)
+			} else {
+				a.log.Info("watchdog timeout changed with the lease's ttl", "timeout", w.dev.Timeout())
+			}
+		} else if err := w.dev.Feed(); err != nil {
 			a.log.Error("feeding the watchdog", "err", err)
 		}
 	}
+}
+
+// watchdogTimeout is the watchdog timeout the lease allows (timing()).
+func (a *Agent) watchdogTimeout() time.Duration {
+	t := a.timing()
+	return watchdog.Timeout(t.TTLDuration(), t.RetryTimeoutDuration(), t.ClockDrift, t.SafetyMargin)
 }
 
 // watchdogMissing tells the core that a required watchdog cannot be used.
@@ -65,7 +81,7 @@ func (a *Agent) probeRequiredWatchdog() {
 		return
 	}
 	timeout := watchdog.Timeout(a.dyn.TTLDuration(), a.dyn.RetryTimeoutDuration(), a.dyn.ClockDrift, a.dyn.SafetyMargin)
-	dev, err := watchdog.Open(a.cfg.Watchdog.Device, timeout)
+	dev, err := watchdog.Open(a.cfg.Watchdog.Device, timeout) // a probe only: closed at once
 	if err != nil {
 		a.watchdog.failed = true
 		a.log.Error("watchdog.mode is required but the watchdog cannot be used: this member will not lead", "err", err)

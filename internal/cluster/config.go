@@ -135,6 +135,22 @@ func (c DynamicConfig) RenewDeadline() time.Duration {
 	return seconds(ttl - c.FenceTimeout - c.SafetyMargin)
 }
 
+// ForLease returns the configuration whose deadlines apply to a lease etcd
+// granted with leaseTTL: the TTL is the smaller of the configured ttl and
+// the lease's own, so that no deadline derived from it (the renew deadline,
+// the fence process, the watchdog timeout) outlasts the lease. A changed
+// ttl therefore tightens deadlines at once and loosens them only once etcd
+// has granted a lease with the new TTL. Without a lease (leaseTTL <= 0) the
+// TTL is 0 and no deadline is ever met.
+func (c DynamicConfig) ForLease(leaseTTL time.Duration) DynamicConfig {
+	secs := int(leaseTTL / time.Second) // etcd grants whole seconds
+	if leaseTTL <= 0 {
+		secs = 0
+	}
+	c.TTL = min(c.TTL, secs)
+	return c
+}
+
 // Validate checks types, ranges and the timing invariants. The error lists
 // every problem found.
 func (c DynamicConfig) Validate() error {

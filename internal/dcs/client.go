@@ -46,7 +46,7 @@ type Options struct {
 	// Name is this member's name. Needed by the member and leader methods.
 	Name string
 	// TTL is the lease TTL, rounded up to whole seconds. Needed by
-	// RefreshLease.
+	// RefreshLease; SetTTL changes it.
 	TTL time.Duration
 	// RequestTimeout bounds each request (retry_timeout); 0 means only the
 	// caller's context bounds it.
@@ -68,8 +68,13 @@ type Client struct {
 	// that another concurrent call then overwrites.
 	refreshMu sync.Mutex
 
-	mu        sync.Mutex
-	lease     LeaseState
+	mu  sync.Mutex
+	ttl time.Duration // TTL of leases granted from now on (SetTTL)
+	// lease is the current lease: keys are written on it.
+	lease LeaseState
+	// moving is the lease MoveLease granted and is moving the keys to,
+	// while etcd has not answered the move (nil otherwise).
+	moving    *LeaseState
 	leaseGone bool // the last request said the lease no longer exists
 	loadedRev int64
 	member    writeCache
@@ -131,6 +136,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	return &Client{
 		cli:    cli,
 		opts:   o,
+		ttl:    o.TTL,
 		prefix: o.Prefix,
 		scope:  scopeOf(o.Prefix),
 		log:    log,

@@ -11,85 +11,244 @@ import (
 )
 
 // LeaseState describes this client's lease after the last successful
-// RefreshLease.
+// RefreshLease or MoveLease.
 type LeaseState struct {
 	// ID is the etcd lease; 0 before the first grant.
 	ID clientv3.LeaseID
-	// TTL is the TTL etcd granted or returned with the keep-alive.
+	// TTL is the TTL etcd granted or returned with the keep-alive. While a
+	// move to a new lease is unresolved (see MoveLease) it is the smaller
+	// of the two leases' TTLs, since the keys may be on either.
 	TTL time.Duration
+	// Requested is the TTL this client asked for when the lease was
+	// granted (etcd may grant more, never less). A lease whose Requested
+	// differs from the configured ttl is due to be moved.
+	Requested time.Duration
 	// ConfirmedSentAt is when the request that etcd confirmed was sent.
 	// etcd cannot expire the lease before ConfirmedSentAt + TTL (up to
 	// clock drift), which is what the leader's fencing deadline is
-	// computed from.
+	// computed from. While a move is unresolved it is the earlier of the
+	// two leases' confirmations.
 	ConfirmedSentAt time.Time
-	// Regranted is true when that request granted a new lease, so keys on
-	// the previous lease are gone or must be re-attached.
+	// Regranted is true when that request granted a new lease because the
+	// previous one was gone, so keys on the previous lease are gone or
+	// must be re-attached.
 	Regranted bool
 }
 
-// Lease returns the state of the last successful RefreshLease.
+// Lease returns the state of the last successful RefreshLease, combined
+// with the new lease while a move is unresolved.
 func (c *Client) Lease() LeaseState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lease
+	return c.effectiveLease()
+}
+
+// effectiveLease is Lease with c.mu held.
+func (c *Client) effectiveLease() LeaseState {
+	st := c.lease
+	if mv := c.moving; mv != nil {
+		st.TTL = min(st.TTL, mv.TTL)
+		if mv.ConfirmedSentAt.Before(st.ConfirmedSentAt) {
+			st.ConfirmedSentAt = mv.ConfirmedSentAt
+		}
+		st.Regranted = false
+	}
+	return st
+}
+
+// SetTTL sets the TTL of leases granted from now on: the ttl of the dynamic
+// configuration, which may change while the agent runs. The current lease
+// keeps the TTL it was granted with until MoveLease replaces it.
+func (c *Client) SetTTL(ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ttl = ttl
+}
+
+// LeaseTTLOutdated reports whether the current lease was granted with
+// another TTL than the configured one, or a move is unresolved: MoveLease
+// is due.
+func (c *Client) LeaseTTLOutdated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lease.ID == 0 || c.leaseGone {
+		return false
+	}
+	return c.moving != nil || c.lease.Requested != wholeSeconds(c.ttl)
 }
 
 // RefreshLease renews this client's lease with one keep-alive, or grants a
-// new lease when there is none yet or etcd reports it gone. On error the
-// returned state is the last confirmed one.
+// new lease when there is none yet or etcd reports it gone. A move left
+// unresolved by MoveLease is resolved first. On error the returned state
+// is the last confirmed one.
 func (c *Client) RefreshLease(ctx context.Context) (LeaseState, error) {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
-	ttl := ttlSeconds(c.opts.TTL)
+	c.mu.Lock()
+	ttl, moving := ttlSeconds(c.ttl), c.moving != nil
+	c.mu.Unlock()
 	if ttl <= 0 {
 		return c.Lease(), errors.New("dcs: refresh lease: client has no TTL")
+	}
+	if moving {
+		if _, err := c.finishMove(ctx); err != nil {
+			c.log.Warn("moving keys to the new lease is still unresolved", "err", err)
+		}
 	}
 	c.mu.Lock()
 	cur, gone := c.lease, c.leaseGone
 	c.mu.Unlock()
 
 	if cur.ID != 0 && !gone {
-		st, err := c.keepAlive(ctx, cur.ID)
+		err := c.keepAlive(ctx, cur.ID)
 		if err == nil {
-			return st, nil
+			return c.Lease(), nil
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return cur, fmt.Errorf("dcs: refresh lease %x: %w", int64(cur.ID), err)
+			return c.Lease(), fmt.Errorf("dcs: refresh lease %x: %w", int64(cur.ID), err)
 		}
 		c.log.Warn("lease expired; granting a new one", "lease", fmt.Sprintf("%x", int64(cur.ID)))
 		c.markLeaseGone(cur.ID)
 	}
 	st, err := c.grant(ctx, ttl)
 	if err != nil {
-		return cur, fmt.Errorf("dcs: grant lease: %w", err)
+		return c.Lease(), fmt.Errorf("dcs: grant lease: %w", err)
 	}
-	return st, nil
+	st.Regranted = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lease, c.leaseGone, c.moving = st, false, nil
+	return c.effectiveLease(), nil
+}
+
+// MoveResult is the outcome of a completed MoveLease.
+type MoveResult struct {
+	// Lease is the new lease, now current.
+	Lease LeaseState
+	// LeaderMoved is true when the leader key named this member on the
+	// old lease and is now on the new one; false when it was not this
+	// member's (then it was left as it was).
+	LeaderMoved bool
+}
+
+// MoveLease replaces the current lease by one granted with the configured
+// TTL, after a ttl change. It grants the new lease, then moves this
+// member's key and, when it names this member on the current lease, the
+// leader key onto it in one transaction guarded by that comparison, and
+// finally revokes the old lease. No key is ever without a lease that
+// etcd honours, and nobody can take the leader key in between.
+//
+// Until etcd has answered the transaction, the keys may be on either
+// lease: Lease then reports the smaller TTL and the earlier confirmation
+// of the two, so that no deadline outlasts the lease the keys are on, and
+// the next MoveLease or RefreshLease retries the (idempotent) transaction.
+func (c *Client) MoveLease(ctx context.Context) (MoveResult, error) {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.mu.Lock()
+	ttl, cur, gone, moving := ttlSeconds(c.ttl), c.lease, c.leaseGone, c.moving != nil
+	c.mu.Unlock()
+	if ttl <= 0 {
+		return MoveResult{}, errors.New("dcs: move lease: client has no TTL")
+	}
+	if cur.ID == 0 || gone {
+		return MoveResult{}, errors.New("dcs: move lease: no current lease; RefreshLease first")
+	}
+	if !moving {
+		st, err := c.grant(ctx, ttl)
+		if err != nil {
+			return MoveResult{}, fmt.Errorf("dcs: move lease: grant a %ds lease: %w", ttl, err)
+		}
+		c.mu.Lock()
+		c.moving = &st
+		c.mu.Unlock()
+	}
+	return c.finishMove(ctx)
+}
+
+// finishMove runs the transaction that moves the keys from the current
+// lease to c.moving and, once etcd answered, makes the new lease current
+// and revokes the old one. Callers hold refreshMu.
+func (c *Client) finishMove(ctx context.Context) (MoveResult, error) {
+	c.mu.Lock()
+	from, to := c.lease, *c.moving
+	member := c.member
+	c.mu.Unlock()
+
+	leaderKey, memberKey, name := c.key(KeyLeader), c.key(KeyMembers+c.opts.Name), c.opts.Name
+	var moveMember []clientv3.Op
+	if member.valid {
+		moveMember = append(moveMember, clientv3.OpPut(memberKey, member.value, clientv3.WithLease(to.ID)))
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(rctx).
+		If(
+			clientv3.Compare(clientv3.Value(leaderKey), "=", name),
+			clientv3.Compare(clientv3.LeaseValue(leaderKey), "=", int64(from.ID)),
+		).
+		Then(append([]clientv3.Op{clientv3.OpPut(leaderKey, name, clientv3.WithLease(to.ID))}, moveMember...)...).
+		Else(append([]clientv3.Op{clientv3.OpGet(leaderKey)}, moveMember...)...).
+		Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The new lease expired unconfirmed: nothing can be on it any
+		// more. Stay on the current lease; a later MoveLease grants anew.
+		c.mu.Lock()
+		c.moving = nil
+		c.mu.Unlock()
+		return MoveResult{}, fmt.Errorf("dcs: move lease: new lease %x expired before the move: %w", int64(to.ID), err)
+	}
+	if err != nil {
+		return MoveResult{}, fmt.Errorf("dcs: move lease %x to %x: outcome unknown, will retry: %w", int64(from.ID), int64(to.ID), err)
+	}
+	moved := resp.Succeeded
+	if !moved {
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		// Moved by an earlier attempt whose answer was lost.
+		moved = len(kvs) > 0 && string(kvs[0].Value) == name && kvs[0].Lease == int64(to.ID)
+	}
+	c.mu.Lock()
+	c.lease, c.leaseGone, c.moving = to, false, nil
+	if member.valid {
+		c.member.lease = to.ID
+	}
+	c.mu.Unlock()
+	c.log.Info("moved keys to a lease with the configured ttl",
+		"lease", fmt.Sprintf("%x", int64(to.ID)), "ttl", to.TTL, "previous_lease", fmt.Sprintf("%x", int64(from.ID)),
+		"previous_ttl", from.TTL, "leader_key_moved", moved)
+	// Nothing of ours is left on the old lease; revoking it is tidiness
+	// (it would expire anyway), so a failure only costs a warning.
+	if _, err := c.cli.Revoke(rctx, from.ID); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		c.log.Warn("revoking the previous lease", "lease", fmt.Sprintf("%x", int64(from.ID)), "err", err)
+	}
+	return MoveResult{Lease: c.Lease(), LeaderMoved: moved}, nil
 }
 
 // keepAlive sends one keep-alive for id and records the confirmation.
-func (c *Client) keepAlive(ctx context.Context, id clientv3.LeaseID) (LeaseState, error) {
+func (c *Client) keepAlive(ctx context.Context, id clientv3.LeaseID) error {
 	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
 	sent := time.Now()
 	resp, err := c.cli.KeepAliveOnce(rctx, id)
 	if err != nil {
-		return LeaseState{}, err
+		return err
 	}
 	if resp.TTL <= 0 {
-		return LeaseState{}, rpctypes.ErrLeaseNotFound
+		return rpctypes.ErrLeaseNotFound
 	}
-	st := LeaseState{ID: id, TTL: time.Duration(resp.TTL) * time.Second, ConfirmedSentAt: sent}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lease.ID != id {
 		// The lease was replaced meanwhile; do not move state backwards.
-		return st, nil
+		return nil
 	}
-	c.lease = st
-	return st, nil
+	c.lease.TTL = time.Duration(resp.TTL) * time.Second
+	c.lease.ConfirmedSentAt = sent
+	c.lease.Regranted = false
+	return nil
 }
 
-// grant asks for a new lease and makes it current.
+// grant asks etcd for a new lease; the caller makes it current.
 func (c *Client) grant(ctx context.Context, ttl int64) (LeaseState, error) {
 	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
@@ -98,17 +257,12 @@ func (c *Client) grant(ctx context.Context, ttl int64) (LeaseState, error) {
 	if err != nil {
 		return LeaseState{}, err
 	}
-	st := LeaseState{
+	return LeaseState{
 		ID:              resp.ID,
 		TTL:             time.Duration(resp.TTL) * time.Second,
+		Requested:       time.Duration(ttl) * time.Second,
 		ConfirmedSentAt: sent,
-		Regranted:       true,
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lease = st
-	c.leaseGone = false
-	return st, nil
+	}, nil
 }
 
 // currentLease returns the lease to attach keys to, or an error when there
@@ -149,3 +303,6 @@ func ttlSeconds(d time.Duration) int64 {
 	}
 	return int64((d + time.Second - 1) / time.Second)
 }
+
+// wholeSeconds is d rounded up to whole seconds, as granted.
+func wholeSeconds(d time.Duration) time.Duration { return time.Duration(ttlSeconds(d)) * time.Second }

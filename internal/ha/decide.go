@@ -67,13 +67,20 @@ func holdsLease(o Observation) bool {
 	if !o.Lease.KeyOnMyLease {
 		return false
 	}
-	fresh := func(at time.Time) bool { return !at.IsZero() && o.Now.Sub(at) < o.Config.RenewDeadline() }
+	rd := renewDeadline(o)
+	fresh := func(at time.Time) bool { return !at.IsZero() && o.Now.Sub(at) < rd }
 	if fresh(o.Lease.ConfirmedSentAt) {
 		return true
 	}
 	// failsafe_mode: during a DCS outage every member in the failsafe key
 	// has acknowledged this leader, so none of them can be promoted.
 	return o.Config.FailsafeMode && o.Cluster == nil && fresh(o.Failsafe.ConfirmedAt)
+}
+
+// renewDeadline is R for the lease the agent holds: derived from the TTL
+// etcd granted for it when that is smaller than the configured ttl.
+func renewDeadline(o Observation) time.Duration {
+	return o.Config.ForLease(o.Lease.TTL).RenewDeadline()
 }
 
 // mayBeWritable is true when the local PostgreSQL may accept writes.
@@ -103,7 +110,7 @@ func fenceCheck(o Observation) (Decision, bool) {
 			age = o.Now.Sub(o.Lease.ConfirmedSentAt).Round(time.Millisecond).String()
 		}
 		return decide(fmt.Sprintf("last confirmed lease renewal was sent %s ago, renew deadline is %s: fencing before the lease can expire",
-			age, o.Config.RenewDeadline()), act(Fence)), true
+			age, renewDeadline(o)), act(Fence)), true
 	}
 	if o.Lease.KeyOnMyLease || o.Task != "" {
 		return Decision{}, false

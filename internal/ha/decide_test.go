@@ -33,7 +33,7 @@ func newWorld(self string) *world {
 		Self:    Self{Name: self},
 		Cluster: c,
 		Config:  cluster.DefaultDynamicConfig(),
-		Lease:   Lease{ConfirmedSentAt: t0.Add(-time.Second), KeyOnMyLease: self == "n1"},
+		Lease:   Lease{ConfirmedSentAt: t0.Add(-time.Second), TTL: 5 * time.Second, KeyOnMyLease: self == "n1"},
 		PG: Postgres{
 			DataDir: DataDirInitialized, SystemID: "7000", ControlTimeline: 1,
 			Running: true, Answered: true, InRecovery: self != "n1", Timeline: 1,
@@ -70,6 +70,41 @@ func TestDecide(t *testing.T) {
 			name: "leader fences when the last confirmed renewal is older than the renew deadline",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.Lease.ConfirmedSentAt = t0.Add(-renew)
+			}),
+			want: []Kind{Fence}, reason: "renew deadline",
+		},
+		{
+			// ttl raised to 30 in the DCS while the lease still has the 5 s
+			// etcd granted: etcd deletes the key 5 s after the renewal, so
+			// the deadline must still be the 5 s lease's.
+			name: "raised ttl: the deadline stays the granted lease's until it is re-granted",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.Config.TTL = 30
+				o.Lease.ConfirmedSentAt = t0.Add(-renew)
+			}),
+			want: []Kind{Fence}, reason: "renew deadline is 3.45s",
+		},
+		{
+			name: "raised ttl: the longer deadline applies once etcd granted the longer lease",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.Config.TTL = 30
+				o.Lease.TTL = 30 * time.Second
+				o.Lease.ConfirmedSentAt = t0.Add(-renew - 10*time.Second)
+			}),
+			want: []Kind{LeaderHousekeeping},
+		},
+		{
+			name: "lowered ttl: the shorter deadline applies at once, before the lease is re-granted",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.Lease.TTL = 30 * time.Second
+				o.Lease.ConfirmedSentAt = t0.Add(-renew)
+			}),
+			want: []Kind{Fence}, reason: "renew deadline is 3.45s",
+		},
+		{
+			name: "no granted lease means no claim",
+			obs: newWorld("n1").with(func(o *Observation) {
+				o.Lease.TTL = 0
 			}),
 			want: []Kind{Fence}, reason: "renew deadline",
 		},

@@ -72,6 +72,12 @@ type Lease struct {
 	// last lease renewal whose success it confirmed. etcd cannot expire
 	// the lease before ConfirmedSentAt + TTL of its own clock.
 	ConfirmedSentAt time.Time
+	// TTL is the TTL etcd granted for the lease, as confirmed by that
+	// renewal. Every deadline is derived from the smaller of it and the
+	// configured ttl (cluster.DynamicConfig.ForLease): after a ttl change
+	// the lease keeps its old TTL until it is re-granted. Zero means no
+	// lease, hence no claim.
+	TTL time.Duration
 	// KeyOnMyLease is true when the last successful DCS read (or an
 	// ownership transaction) showed the leader key holding this member's
 	// name attached to this member's current lease.

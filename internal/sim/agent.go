@@ -219,7 +219,7 @@ func (c *actx) observe() ha.Observation {
 	}
 	a.armFences()
 	obs.PG = c.observePostgres()
-	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, KeyOnMyLease: a.keyOnMyLease}
+	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, TTL: a.lease.TTL, KeyOnMyLease: a.keyOnMyLease}
 	if a.task != nil {
 		obs.Task = a.task.name
 	}
@@ -273,7 +273,7 @@ func (c *actx) stillHoldsClaim() error {
 	if sent.IsZero() {
 		return fmt.Errorf("%w: no confirmed lease renewal", errClaimLost)
 	}
-	if age, rd := c.mono().Sub(sent), a.dyn.RenewDeadline(); age >= rd {
+	if age, rd := c.mono().Sub(sent), a.dyn.ForLease(a.lease.TTL).RenewDeadline(); age >= rd {
 		return fmt.Errorf("%w: the last confirmed lease renewal was sent %s ago, renew deadline is %s",
 			errClaimLost, age.Round(time.Millisecond), rd)
 	}
@@ -357,11 +357,12 @@ func (a *agent) noteUpstream(view *cluster.Cluster) {
 // lease deadline, and records the claim for the checker.
 func (a *agent) armFences() {
 	holds := a.keyOnMyLease && !a.dyn.Pause
-	a.guard.arm(holds, a.lease.ConfirmedSentAt, a.dyn)
+	t := a.dyn.ForLease(a.lease.TTL)
+	a.guard.arm(holds, a.lease.ConfirmedSentAt, t)
 	if holds && !a.lease.ConfirmedSentAt.IsZero() {
 		m := a.m
 		m.claim = claim{inc: a.inc, sentTrue: a.lease.sentTrue,
-			deadlineTrue: m.clock.trueAfter(a.lease.sentTrue, a.dyn.RenewDeadline())}
+			deadlineTrue: m.clock.trueAfter(a.lease.sentTrue, t.RenewDeadline())}
 	}
 	if a.s.cfg.NoFenceProcess {
 		return
@@ -370,7 +371,7 @@ func (a *agent) armFences() {
 		a.fence = &fenceProc{m: a.m, inc: a.inc, alive: true}
 		a.m.fences = append(a.m.fences, a.fence)
 	}
-	a.fence.update(holds, a.lease.ConfirmedSentAt, a.dyn)
+	a.fence.update(holds, a.lease.ConfirmedSentAt, t)
 }
 
 // fenceNow stops PostgreSQL immediately and waits until it is gone.

@@ -16,7 +16,9 @@ const dialTimeout = 2 * time.Second
 // leaseState mirrors dcs.LeaseState, plus the true send time of the
 // confirmed request for the checker.
 type leaseState struct {
-	ID              int64
+	ID int64
+	// TTL is the TTL the DCS granted the lease with.
+	TTL             time.Duration
 	ConfirmedSentAt time.Time
 	Regranted       bool
 	sentTrue        time.Duration
@@ -153,16 +155,17 @@ func (c *actx) renewLease(parent time.Time) (leaseState, error) {
 
 func (c *actx) keepAlive(parent time.Time, id int64) (leaseState, error) {
 	sent, sentTrue := c.mono(), c.a.s.now
-	_, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
-		if !d.keepAlive(id) {
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		ttl, ok := d.keepAlive(id)
+		if !ok {
 			return nil, errLeaseNotFound
 		}
-		return nil, nil
+		return ttl, nil
 	})
 	if err != nil {
 		return leaseState{}, err
 	}
-	st := leaseState{ID: id, ConfirmedSentAt: sent, sentTrue: sentTrue}
+	st := leaseState{ID: id, TTL: res.(time.Duration), ConfirmedSentAt: sent, sentTrue: sentTrue}
 	if c.a.cl.lease.ID != id {
 		return st, nil
 	}
@@ -173,11 +176,12 @@ func (c *actx) keepAlive(parent time.Time, id int64) (leaseState, error) {
 func (c *actx) grant(parent time.Time) (leaseState, error) {
 	sent, sentTrue := c.mono(), c.a.s.now
 	m := c.a.m
-	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.grant(m).id, nil })
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.grant(m), nil })
 	if err != nil {
 		return leaseState{}, err
 	}
-	st := leaseState{ID: res.(int64), ConfirmedSentAt: sent, Regranted: true, sentTrue: sentTrue}
+	l := res.(*lease)
+	st := leaseState{ID: l.id, TTL: l.ttl, ConfirmedSentAt: sent, Regranted: true, sentTrue: sentTrue}
 	c.a.cl.lease, c.a.cl.leaseGone = st, false
 	return st, nil
 }

@@ -134,13 +134,13 @@ func (d *dcsServer) grant(owner *member) *lease {
 	return l
 }
 
-func (d *dcsServer) keepAlive(id int64) bool {
+func (d *dcsServer) keepAlive(id int64) (time.Duration, bool) {
 	l := d.leases[id]
 	if l == nil {
-		return false
+		return 0, false
 	}
 	l.expires = d.s.now + l.ttl
-	return true
+	return l.ttl, true
 }
 
 // expireLeases revokes the leases whose TTL ran out, deleting their keys.

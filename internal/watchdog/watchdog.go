@@ -69,6 +69,24 @@ func Open(path string, timeout time.Duration) (*Device, error) {
 	return d, nil
 }
 
+// SetTimeout changes the timeout; like a feed, it restarts the countdown,
+// so call it only where a feed is allowed (after a confirmed renewal).
+func (d *Device) SetTimeout(timeout time.Duration) error {
+	secs := int32(timeout / time.Second)
+	if err := d.ioctl(wdiocSetTimeout, &secs); err != nil {
+		return fmt.Errorf("watchdog: set a %s timeout: %w", timeout, err)
+	}
+	var got int32
+	if err := d.ioctl(wdiocGetTimeout, &got); err == nil && got > 0 {
+		secs = got
+	}
+	d.timeout = time.Duration(secs) * time.Second
+	if d.timeout > timeout {
+		return fmt.Errorf("watchdog: the device uses a %s timeout, longer than the %s the lease allows", d.timeout, timeout)
+	}
+	return nil
+}
+
 // Feed resets the countdown.
 func (d *Device) Feed() error {
 	var dummy int32
