@@ -88,19 +88,33 @@ func startClusterWith(t *testing.T, n int, tags []map[string]any) (*localcluster
 func startClusterDCS(t *testing.T, n int, tags []map[string]any, dyn *cluster.DynamicConfig) (*localcluster.Cluster, *etcdtest.Server) {
 	t.Helper()
 	etcd := etcdtest.Start(t)
-	spec := localcluster.Spec{
-		Dir:    testDir(t),
-		Binary: binary,
-		Scope:  "e2e",
-		Etcd:   etcd.Endpoints(),
-		DCS:    dyn,
-	}
+	var members []localcluster.MemberSpec
 	for i := 1; i <= n; i++ {
 		ms := localcluster.MemberSpec{Name: fmt.Sprintf("m%d", i), PGPort: freePort(t), APIPort: freePort(t)}
 		if i <= len(tags) {
 			ms.Tags = tags[i-1]
 		}
-		spec.Members = append(spec.Members, ms)
+		members = append(members, ms)
+	}
+	return startMembersDCS(t, etcd, members, dyn), etcd
+}
+
+// startMembers starts the given members against etcd with the default
+// dynamic configuration, and stops them when the test ends.
+func startMembers(t *testing.T, etcd *etcdtest.Server, members []localcluster.MemberSpec) *localcluster.Cluster {
+	t.Helper()
+	return startMembersDCS(t, etcd, members, fastDCS())
+}
+
+func startMembersDCS(t *testing.T, etcd *etcdtest.Server, members []localcluster.MemberSpec, dyn *cluster.DynamicConfig) *localcluster.Cluster {
+	t.Helper()
+	spec := localcluster.Spec{
+		Dir:     testDir(t),
+		Binary:  binary,
+		Scope:   "e2e",
+		Etcd:    etcd.Endpoints(),
+		DCS:     dyn,
+		Members: members,
 	}
 	c, err := localcluster.New(spec)
 	if err != nil {
@@ -123,7 +137,7 @@ func startClusterDCS(t *testing.T, n int, tags []map[string]any, dyn *cluster.Dy
 			t.Fatal(err)
 		}
 	}
-	return c, etcd
+	return c
 }
 
 func killPostmaster(c *localcluster.Cluster, name string) {
