@@ -61,10 +61,12 @@ func (f *fenceProc) update(holds bool, confirmedSentAt time.Time, dyn cluster.Dy
 	if holds && !confirmedSentAt.IsZero() {
 		at := confirmedSentAt.Add(dyn.RenewDeadline() + dyn.FenceTimeoutDuration()/2)
 		cmd = fmt.Sprintf("arm %d", fence.Now()+int64(time.Until(at)))
-		if f.last == "arm:"+confirmedSentAt.String() {
+		// Keyed by the deadline, not the renewal: a ttl change moves the
+		// deadline of the same renewal.
+		if f.last == "arm:"+at.String() {
 			return nil
 		}
-		f.last = "arm:" + confirmedSentAt.String()
+		f.last = "arm:" + at.String()
 	} else {
 		if f.last == cmd {
 			return nil

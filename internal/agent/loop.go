@@ -154,6 +154,7 @@ func (a *Agent) applyDynamic(c cluster.DynamicConfig) {
 	}
 	a.dyn = c
 	a.dcs.SetTTL(c.TTLDuration())
+	a.dcs.SetRequestTimeout(c.RetryTimeoutDuration())
 }
 
 // timing is the dynamic configuration whose deadlines apply to the lease

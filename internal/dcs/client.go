@@ -70,6 +70,8 @@ type Client struct {
 
 	mu  sync.Mutex
 	ttl time.Duration // TTL of leases granted from now on (SetTTL)
+	// requestTimeout bounds each request (SetRequestTimeout).
+	requestTimeout time.Duration
 	// lease is the current lease: keys are written on it.
 	lease LeaseState
 	// moving is the lease MoveLease granted and is moving the keys to,
@@ -134,12 +136,13 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		return nil, connectError(o, err)
 	}
 	return &Client{
-		cli:    cli,
-		opts:   o,
-		ttl:    o.TTL,
-		prefix: o.Prefix,
-		scope:  scopeOf(o.Prefix),
-		log:    log,
+		cli:            cli,
+		opts:           o,
+		ttl:            o.TTL,
+		requestTimeout: o.RequestTimeout,
+		prefix:         o.Prefix,
+		scope:          scopeOf(o.Prefix),
+		log:            log,
 	}, nil
 }
 
@@ -178,10 +181,21 @@ func (c *Client) Name() string { return c.opts.Name }
 
 // requestContext bounds one request by RequestTimeout.
 func (c *Client) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.opts.RequestTimeout <= 0 {
+	c.mu.Lock()
+	d := c.requestTimeout
+	c.mu.Unlock()
+	if d <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, c.opts.RequestTimeout)
+	return context.WithTimeout(ctx, d)
+}
+
+// SetRequestTimeout changes the bound of each request (retry_timeout of
+// the dynamic configuration).
+func (c *Client) SetRequestTimeout(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requestTimeout = d
 }
 
 // key returns the full key of a name relative to the prefix.
