@@ -35,20 +35,21 @@ func TestLeaseGuardFencesAtTheDeadline(t *testing.T) {
 	}
 }
 
+// A renewal confirmed before the deadline re-arms the guard: the earlier
+// deadline must not fire any more.
 func TestLeaseGuardRearmedByRenewalDoesNotFence(t *testing.T) {
 	var fired atomic.Int32
 	g := newLeaseGuard(func(string, time.Duration) { fired.Add(1) }, slog.Default())
-	cfg := guardConfig()
-	// Keep renewing well inside the deadline for a while; then disarm.
-	deadline := time.Now().Add(500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		g.arm(true, time.Now(), cfg)
-		time.Sleep(20 * time.Millisecond) // the renewal cadence under test, not synchronisation
-	}
-	g.disarm()
-	time.Sleep(2 * cfg.RenewDeadline())
+	cfg := cluster.DefaultDynamicConfig() // R = 3.45 s
+	first := time.Now().Add(-cfg.RenewDeadline() + 300*time.Millisecond)
+	g.arm(true, first, cfg) // due in 300 ms
+	g.arm(true, time.Now(), cfg)
+	defer g.disarm()
+	// Wait until well past the first deadline (the property under test is
+	// that nothing happens at that time), far from the second.
+	time.Sleep(time.Until(first.Add(cfg.RenewDeadline() + time.Second)))
 	if n := fired.Load(); n != 0 {
-		t.Fatalf("guard fenced %d times although renewals kept coming", n)
+		t.Fatalf("guard fenced %d times at the deadline of a renewal that a later one replaced", n)
 	}
 }
 

@@ -171,6 +171,11 @@ func (a *Agent) followTTL(ctx context.Context, view *cluster.Cluster) {
 	if !a.dcs.LeaseTTLOutdated() {
 		return
 	}
+	// The new lease is granted after this instant with at least the
+	// configured ttl, and the keys are on it or on the current lease: no
+	// deadline published from now on may lie beyond either.
+	t := a.dyn.ForLease(min(a.lease.TTL, a.dyn.TTLDuration()))
+	a.pub.LimitLeaseDeadline(time.Now().Add(t.RenewDeadline()))
 	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
 	res, err := a.dcs.MoveLease(rctx)

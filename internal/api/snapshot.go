@@ -166,6 +166,24 @@ type Publisher struct {
 // Publish replaces the current snapshot. s must not be modified afterwards.
 func (p *Publisher) Publish(s Snapshot) { p.cur.Store(&published{snap: s}) }
 
+// LimitLeaseDeadline moves the published lease deadline to at when it is
+// later, at once rather than with the next full snapshot: the agent calls
+// it before it moves its keys to a lease with a shorter TTL, so that
+// /primary and the lease metrics never promise more than etcd will keep.
+func (p *Publisher) LimitLeaseDeadline(at time.Time) {
+	for {
+		old := p.cur.Load()
+		if old == nil || old.snap.LeaseDeadline.IsZero() || !old.snap.LeaseDeadline.After(at) {
+			return
+		}
+		s := old.snap
+		s.LeaseDeadline = at
+		if p.cur.CompareAndSwap(old, &published{snap: s}) {
+			return
+		}
+	}
+}
+
 // Snapshot returns the current snapshot (zero before the first Publish).
 func (p *Publisher) Snapshot() Snapshot { return p.load().snap }
 
