@@ -250,7 +250,7 @@ func watchConvergence(ctx context.Context, probe func(context.Context) []MemberS
 	}
 }
 
-// patroniJSON is the part of GET /patroni the checker reads.
+// patroniStatus is the part of GET /patroni the checker reads.
 type patroniStatus struct {
 	State            string `json:"state"`
 	Role             string `json:"role"`
