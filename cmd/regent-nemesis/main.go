@@ -1,8 +1,9 @@
 // Command regent-nemesis runs Regent's fault-injection matrix on real
 // processes: three PostgreSQL members with their agents, a three-member
 // etcd cluster, proxies on every link, a workload that records every
-// acknowledged write, and checkers for lost writes and dual primaries
-// (internal/nemesis). It writes the results table to docs/safety-results.md.
+// acknowledged write, and checkers for lost writes, dual primaries and
+// convergence after the heal (internal/nemesis). It writes the results
+// table to docs/safety-results.md.
 //
 //	go run ./cmd/regent-nemesis -runs 3                # the whole matrix
 //	go run ./cmd/regent-nemesis -scenarios 3,7 -modes sync -runs 1

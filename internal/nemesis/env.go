@@ -2,7 +2,6 @@ package nemesis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,8 +76,6 @@ type Env struct {
 	mu     sync.Mutex
 	paused map[int]bool    // process groups or PIDs stopped by the scenario
 	frozen map[string]bool // filesystems frozen by the scenario
-	// operatorActions are what Heal had to do as an operator.
-	operatorActions []string
 }
 
 type etcdMember struct {
@@ -780,9 +777,11 @@ func (e *Env) HealEtcdLinks(m string) {
 
 // --- healing ---
 
-// Heal undoes every fault: links, stopped processes, killed etcd members
-// and agents; then waits for a healthy cluster.
-func (e *Env) Heal(ctx context.Context) error {
+// UndoFaults undoes every fault: thaws disks, restores links, resumes
+// stopped processes, starts killed etcd members and agents. It waits for
+// nothing and never acts as an operator: what the cluster does next is
+// what the converged checker judges.
+func (e *Env) UndoFaults() error {
 	e.ThawDisks()
 	e.HealLinks()
 	e.ResumeAll()
@@ -796,66 +795,46 @@ func (e *Env) Heal(ctx context.Context) error {
 			return err
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err := e.WaitHealthy(wctx)
-	cancel()
-	if err == nil || ctx.Err() != nil {
-		return err
-	}
-	// Regent never deletes a data directory on its own: a member whose
-	// pg_rewind failed waits for an operator. Act as the operator would
-	// (regent reinit) and say so in the run's notes.
-	if e.reinitWaiting(ctx) == 0 {
+	return nil
+}
+
+// Heal undoes every fault and waits for a healthy cluster (WaitHealthy).
+func (e *Env) Heal(ctx context.Context) error {
+	if err := e.UndoFaults(); err != nil {
 		return err
 	}
 	return e.WaitHealthy(ctx)
 }
 
-// reinitWaiting asks every member whose agent waits for an operator to
-// reinitialize (POST /reinitialize) and returns how many it asked.
-func (e *Env) reinitWaiting(ctx context.Context) int {
-	n := 0
+// ReinitRewindFailed acts as an operator: it asks every member whose
+// GET /patroni state is "rewind failed" (the agent waits for an operator
+// because remove_data_directory_on_rewind_failure is off) to
+// reinitialize (POST /reinitialize, as `regent reinit` does), and returns
+// what it did. The runner calls it only after a run's verdict, so that
+// the next run starts healthy; it never counts towards convergence.
+func (e *Env) ReinitRewindFailed(ctx context.Context) []string {
+	var done []string
 	client := &http.Client{Timeout: 5 * time.Second}
-	for _, m := range e.Members {
-		resp, err := client.Get(e.Cluster.APIURL(m) + "/patroni")
-		if err != nil {
+	for _, st := range e.ProbeMembers(ctx) {
+		if st.State != cluster.StateRewindFailed {
 			continue
 		}
-		var st struct {
-			Regent struct {
-				Reason string `json:"reason"`
-			} `json:"regent"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err != nil || !strings.Contains(st.Regent.Reason, "waiting for an operator") {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.Cluster.APIURL(m)+"/reinitialize", strings.NewReader("{}"))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.Cluster.APIURL(st.Member)+"/reinitialize", strings.NewReader("{}"))
 		if err != nil {
 			continue
 		}
 		req.SetBasicAuth("regent", e.Cluster.Password("restapi"))
 		req.Header.Set("Content-Type", "application/json")
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			e.logf("operator action: regent reinit %s (agent: %s)", m, st.Regent.Reason)
-			e.mu.Lock()
-			e.operatorActions = append(e.operatorActions, fmt.Sprintf("operator had to run `regent reinit %s` (agent: %s)", m, st.Regent.Reason))
-			e.mu.Unlock()
-			n++
+		resp, err := client.Do(req)
+		if err != nil {
+			e.logf("regent reinit %s: %v", st.Member, err)
+			continue
 		}
+		resp.Body.Close()
+		e.logf("operator action after the verdict: regent reinit %s (HTTP %d; state %q, agent: %s)", st.Member, resp.StatusCode, st.State, st.Reason)
+		done = append(done, fmt.Sprintf("`regent reinit %s` (HTTP %d; state %q, agent: %s)", st.Member, resp.StatusCode, st.State, st.Reason))
 	}
-	return n
-}
-
-// TakeOperatorActions returns and forgets the operator actions Heal took.
-func (e *Env) TakeOperatorActions() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := e.operatorActions
-	e.operatorActions = nil
-	return out
+	return done
 }
 
 // StartAgent starts a member's agent that is not running.

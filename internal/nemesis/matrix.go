@@ -99,17 +99,71 @@ func (r Row) stats() (lost, maxWritable, failovers int, gaps []time.Duration) {
 	return
 }
 
+// convergeColumns renders the converged checker for a row: how many runs
+// converged within the bound ("operator required: <why>" added when a
+// run of a scenario that documents one did not), and the median and
+// worst time to converge. A run that never converged ranks above every
+// time and reads "not converged"; a run that never reached the heal is
+// left out of the times.
+func convergeColumns(results []Result) (converged, median, worst string) {
+	n, operator := 0, ""
+	var times []time.Duration
+	const never = time.Duration(1<<63 - 1)
+	for _, res := range results {
+		c := res.Converge
+		if c.Converged {
+			n++
+		}
+		if c.Bound == 0 {
+			continue
+		}
+		switch {
+		case c.Converged || c.Late:
+			times = append(times, c.Time)
+		default:
+			times = append(times, never)
+		}
+		if !c.Converged && c.OperatorRequired != "" {
+			operator = c.OperatorRequired
+		}
+	}
+	converged = fmt.Sprintf("%d/%d", n, len(results))
+	if operator != "" {
+		converged += ", operator required: " + operator
+	}
+	if len(times) == 0 {
+		return converged, "–", "–"
+	}
+	slices.Sort(times)
+	show := func(d time.Duration) string {
+		if d == never {
+			return "not converged"
+		}
+		return seconds1(d)
+	}
+	k := len(times)
+	median = show(times[k/2])
+	if k%2 == 0 {
+		if lo, hi := times[k/2-1], times[k/2]; hi == never {
+			median = show(never)
+		} else {
+			median = seconds1((lo + hi) / 2)
+		}
+	}
+	return converged, median, show(times[k-1])
+}
+
 func seconds1(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
 // Markdown renders the results table and the failures.
 func Markdown(rows []Row, header string) string {
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString("\n| # | scenario | mode | runs | passed | acked_lost | max_writable_primaries | failovers | write gap median | write gap max | unknown / recovered | visible_then_lost | worst dual_write_overlap |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| # | scenario | mode | runs | passed | acked_lost | max_writable_primaries | failovers | write gap median | write gap max | converged | time to converge median | time to converge worst | unknown / recovered | visible_then_lost | worst dual_write_overlap |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %s | %s | 0 | skipped: %s | | | | | | | | |\n", r.Scenario.ID(), r.Scenario.Name, r.Mode, r.Skipped)
+			fmt.Fprintf(&b, "| %s | %s | %s | 0 | skipped: %s | | | | | | | | | | | |\n", r.Scenario.ID(), r.Scenario.Name, r.Mode, r.Skipped)
 			continue
 		}
 		lost, maxW, fo, gaps := r.stats()
@@ -139,8 +193,9 @@ func Markdown(rows []Row, header string) string {
 		if hasWorst {
 			w = fmt.Sprintf("%d ms", worst.Milliseconds())
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %d / %d | %d | %s |\n",
-			r.Scenario.ID(), r.Scenario.Name, r.Mode, len(r.Results), passed, lost, maxW, fo, med, mx, unknown, recovered, vtl, w)
+		conv, cmed, cworst := convergeColumns(r.Results)
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %d / %d | %d | %s |\n",
+			r.Scenario.ID(), r.Scenario.Name, r.Mode, len(r.Results), passed, lost, maxW, fo, med, mx, conv, cmed, cworst, unknown, recovered, vtl, w)
 	}
 	var failures []string
 	for _, r := range rows {

@@ -79,10 +79,14 @@ func (r *Run) ExpectNewLeader(ctx context.Context) {
 
 // Result is the outcome of one run.
 type Result struct {
-	Scenario   int
-	Mode       Mode
-	Verdict    Verdict
-	Failovers  int
+	Scenario  int
+	Mode      Mode
+	Verdict   Verdict
+	Failovers int
+	// Converge is the converged checker's verdict.
+	Converge Convergence
+	// Healed: after converging, the DCS view showed a healthy cluster
+	// (in synchronous modes with published synchronous standbys).
 	Healed     bool
 	Notes      []string
 	Violations []string
@@ -104,8 +108,10 @@ func (res Result) Problems() []string {
 	if res.Mode.synchronous() && res.Verdict.AckedLost > 0 {
 		p = append(p, fmt.Sprintf("%d acknowledged writes lost in synchronous mode", res.Verdict.AckedLost))
 	}
-	if !res.Healed {
-		p = append(p, "cluster did not become healthy after healing")
+	if c := res.Converge.Problem(); c != "" {
+		p = append(p, c)
+	} else if res.Converge.Converged && !res.Healed {
+		p = append(p, "converged, but the DCS view did not show a healthy cluster within 60 s")
 	}
 	return append(p, res.Violations...)
 }
@@ -127,9 +133,6 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 		res.Err = fmt.Errorf("cluster not healthy before the run: %w", err)
 		return res
 	}
-	// Operator actions before the run belong to the previous one, which
-	// already reported them (or failed); start this run with none.
-	env.TakeOperatorActions()
 	view, err := env.View(ctx)
 	if err != nil {
 		res.Err = err
@@ -163,12 +166,27 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 	if err := sc.Inject(ctx, r); err != nil {
 		res.Err = err
 	}
-	hctx, cancel = context.WithTimeout(ctx, 150*time.Second)
-	err = env.Heal(hctx)
-	cancel()
-	res.Healed = err == nil
-	if err != nil {
-		env.logf("heal failed: %v", err)
+	// The heal undoes the faults and nothing more: no operator action.
+	// From its end the converged checker watches the members themselves.
+	if err := env.UndoFaults(); err != nil {
+		res.Err = errors.Join(res.Err, fmt.Errorf("undoing the faults: %w", err))
+	}
+	healEnd := time.Now()
+	res.Converge = watchConvergence(ctx, env.ProbeMembers, healEnd, sc.convergeBound(), convergeSettle, convergePoll)
+	res.Converge.OperatorRequired = sc.OperatorRequired
+	if res.Converge.Converged {
+		env.logf("scenario %d (%s): converged %s after the heal", sc.Num, env.opts.Mode, res.Converge.Time.Round(time.Millisecond))
+		// The members agree; the DCS view (and in synchronous modes the
+		// published standbys) follows within a loop or two.
+		hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := env.WaitHealthy(hctx)
+		cancel()
+		res.Healed = err == nil
+		if err != nil {
+			env.logf("cluster not healthy in the DCS view after converging: %v", err)
+		}
+	} else {
+		env.logf("scenario %d (%s): not converged within %s: %v", sc.Num, env.opts.Mode, res.Converge.Bound, res.Converge.Stuck)
 	}
 	if res.Healed {
 		// One acknowledged write after healing closes the run.
@@ -189,9 +207,19 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 		res.Failovers = len(v.History) - history
 	}
 	res.Verdict = Check(ops, samples, final, r.W.Seen(), inject, end)
-	res.Notes, res.Violations = append(r.Notes, env.TakeOperatorActions()...), r.Violations
+	res.Notes, res.Violations = r.Notes, r.Violations
+	if n := res.Converge.Note(); n != "" {
+		res.Notes = append(res.Notes, n)
+	}
 	if sc.Check != nil {
 		res.Violations = append(res.Violations, sc.Check(res)...)
+	}
+	if !res.Converge.Converged {
+		// The verdict is taken; only now may the harness act as an
+		// operator, so that the next run starts from a healthy cluster.
+		for _, a := range env.ReinitRewindFailed(ctx) {
+			res.Notes = append(res.Notes, "after the verdict, for the next run, the harness ran "+a)
+		}
 	}
 	env.logf("scenario %d (%s): %s", sc.Num, env.opts.Mode, Summary(res))
 	return res
@@ -236,6 +264,14 @@ func Summary(res Result) string {
 		v.WriteGap.Round(time.Millisecond), v.RoleOverlap.Round(time.Millisecond), v.Primary200Overlap.Round(time.Millisecond), v.LateAcks)
 	if v.HasTransition {
 		s += " dual_write_overlap=" + v.DualWriteOverlap.Round(time.Millisecond).String()
+	}
+	switch c := res.Converge; {
+	case c.Converged:
+		s += " time_to_converge=" + c.Time.Round(time.Millisecond).String()
+	case c.Late:
+		s += fmt.Sprintf(" time_to_converge=%s (bound %s)", c.Time.Round(time.Millisecond), c.Bound)
+	case c.Bound > 0:
+		s += fmt.Sprintf(" not_converged_within=%s", c.Bound)
 	}
 	if p := res.Problems(); len(p) > 0 {
 		s += " FAILED: " + fmt.Sprint(p)

@@ -13,7 +13,8 @@ import (
 // the primary's agent killed, the whole primary node frozen past its
 // lease, the primary partitioned from everything, commits cancelled while
 // waiting for the synchronous standby, and failsafe_mode riding out a
-// partition from etcd. The whole matrix runs with `go run
+// partition from etcd; every run must converge after the heal without an
+// operator. The whole matrix runs with `go run
 // ./cmd/regent-nemesis` (docs/safety-results.md).
 func TestNemesisSubset(t *testing.T) {
 	if testing.Short() {
@@ -47,6 +48,11 @@ func TestNemesisSubset(t *testing.T) {
 	for _, r := range rows {
 		if !r.Passed() {
 			t.Errorf("scenario %s (%s) failed", r.Scenario.ID(), r.Mode)
+		}
+		for i, res := range r.Results {
+			if res.Converge.Bound == 0 {
+				t.Errorf("scenario %s (%s) run %d: the converged checker did not run", r.Scenario.ID(), r.Mode, i+1)
+			}
 		}
 	}
 	if t.Failed() {
