@@ -197,7 +197,8 @@ func (i *Instance) BaseBackup(ctx context.Context, src ConnInfo) error {
 		if rerr := removeContents(i.dataDir); rerr != nil {
 			log.Error("could not clean up after failed base backup", "error", rerr)
 		}
-		return fmt.Errorf("base backup from %s: %w\n%s", src.Redacted(), err, lastLines(out, 20))
+		return &ToolError{Failure: ClassifyBaseBackup(out),
+			Err: fmt.Errorf("base backup from %s: %w\n%s", src.Redacted(), err, lastLines(out, 20))}
 	}
 	log.Info("base backup done", "duration", time.Since(start))
 	if _, err := i.writeConfig(); err != nil {
@@ -210,7 +211,8 @@ func (i *Instance) BaseBackup(ctx context.Context, src ConnInfo) error {
 // server, connected to as a superuser) using pg_rewind, then rewrites
 // Regent's configuration (pg_rewind copies the source's). A target that was
 // not shut down cleanly is crash-recovered by pg_rewind itself. On failure
-// the tool's output is part of the error.
+// the error is a *ToolError: the tool's output is part of its text and
+// ClassifyRewind's verdict (may a retry succeed?) is its Failure.
 //
 // pg_rewind reads the source's timeline from its control file, so a
 // freshly promoted source must have completed a checkpoint (Checkpoint)
@@ -251,11 +253,15 @@ func (i *Instance) Rewind(ctx context.Context, src ConnInfo) error {
 	var out string
 	err = i.withPassfile(pw, func(env []string) error {
 		var err error
-		out, err = i.runTool(ctx, env, "pg_rewind", "-D", i.dataDir, "--source-server="+src.String())
+		// --progress makes pg_rewind say when it starts changing the
+		// target ("need to copy ..."): ClassifyRewind needs that line.
+		out, err = i.runTool(ctx, env, "pg_rewind", "--progress", "-D", i.dataDir, "--source-server="+src.String())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("pg_rewind from %s: %w\n%s", src.Redacted(), err, lastLines(out, 30))
+		f := ClassifyRewind(out)
+		log.Warn("pg_rewind failed", "failure", f.Kind, "reason", f.Reason)
+		return &ToolError{Failure: f, Err: fmt.Errorf("pg_rewind from %s: %w\n%s", src.Redacted(), err, lastLines(out, 30))}
 	}
 	log.Info("pg_rewind done", "duration", time.Since(start), "output", lastLines(out, 3))
 	if _, err := i.writeConfig(); err != nil {
