@@ -147,6 +147,21 @@ var rewindCopyMarkers = []string{
 	"syncing target data directory",
 }
 
+// RewindStoppedCopying reports whether pg_rewind output shows a run that
+// started changing the target and did not finish.
+func RewindStoppedCopying(output string) bool {
+	lower := strings.ToLower(output)
+	if strings.Contains(lower, "pg_rewind: done!") {
+		return false
+	}
+	for _, m := range rewindCopyMarkers {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // ClassifyRewind classifies a failed pg_rewind run from its output (stdout
 // and stderr, with --progress). It is a pure function of the text:
 //
@@ -164,14 +179,12 @@ var rewindCopyMarkers = []string{
 func ClassifyRewind(output string) Failure {
 	lower := strings.ToLower(output)
 	cause := match(lower, sourcePatterns)
-	for _, m := range rewindCopyMarkers {
-		if strings.Contains(lower, m) && !strings.Contains(lower, "done!") {
-			why := "pg_rewind stopped while copying files from the source"
-			if cause != "" {
-				why += " (" + cause + ")"
-			}
-			return Failure{Kind: NeedsOperator, Reason: why + ": the target data directory is only partly rewound and cannot be used or rewound again"}
+	if RewindStoppedCopying(output) {
+		why := "pg_rewind stopped while copying files from the source"
+		if cause != "" {
+			why += " (" + cause + ")"
 		}
+		return Failure{Kind: NeedsOperator, Reason: why + ": the target data directory is only partly rewound and cannot be used or rewound again"}
 	}
 	if r := match(lower, rewindTargetPatterns); r != "" {
 		return Failure{Kind: NeedsOperator, Reason: r}
