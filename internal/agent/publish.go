@@ -27,6 +27,8 @@ func (a *Agent) memberState(p ha.Postgres) string {
 		return cluster.StateStarting
 	case a.rejoin.last != nil && a.rejoin.last.Step == "pg_rewind":
 		return cluster.StateRewindFailed
+	case a.rejoin.last != nil && a.rejoin.last.Step == "start":
+		return cluster.StateStartFailed
 	case a.startFailed:
 		return cluster.StateStartFailed
 	case a.expectRunning:

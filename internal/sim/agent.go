@@ -601,6 +601,8 @@ func (a *agent) memberState(p ha.Postgres) string {
 		return cluster.StateNeedsReinit
 	case a.rejoin.last != nil && a.rejoin.last.Step == "pg_rewind":
 		return cluster.StateRewindFailed
+	case a.rejoin.last != nil && a.rejoin.last.Step == "start":
+		return cluster.StateStartFailed
 	case a.startFailed:
 		return cluster.StateStartFailed
 	case a.expectRunning:
