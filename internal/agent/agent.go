@@ -44,12 +44,14 @@ type Agent struct {
 
 	// State carried from one loop to the next. Only the loop goroutine
 	// touches it, except where noted.
-	keyOnMyLease      bool
-	lease             dcs.LeaseState
-	downSince         time.Time
-	expectRunning     bool
-	startFailed       bool
-	rewindFailed      bool
+	keyOnMyLease  bool
+	lease         dcs.LeaseState
+	downSince     time.Time
+	expectRunning bool
+	startFailed   bool
+	// rejoin is the last failed rewind, clone or post-rewind start and
+	// its retry schedule.
+	rejoin            rejoinRetry
 	notStreamingSince time.Time
 	lastKnownPrimary  bool
 	following         string

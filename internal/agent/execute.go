@@ -63,28 +63,35 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		if err != nil {
 			return err
 		}
+		// step is written by the task and read by its completion, which
+		// the task's done channel orders after it.
+		step := "pg_basebackup"
 		a.startTask(ctx, "clone", cluster.StateCreatingReplica, func(ctx context.Context) error {
 			if err := a.pg.BaseBackup(ctx, src); err != nil {
 				return err
 			}
+			step = "start"
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, a.followingOnSuccess(act.Target, nil))
+		}, a.followingOnSuccess(act.Target, func(err error) { a.rejoinDone(step, act.Target, err) }))
 	case ha.Rewind:
 		src, err := a.source(o.Cluster, act.Target, false)
 		if err != nil {
 			return err
 		}
+		step := "pg_rewind"
 		a.startTask(ctx, "rewind", cluster.StateRewinding, func(ctx context.Context) error {
 			if err := a.pg.Rewind(ctx, src); err != nil {
 				return fmt.Errorf("pg_rewind from %s: %w", act.Target, err)
 			}
+			step = "start"
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, a.followingOnSuccess(act.Target, func(err error) { a.rewindFailed = err != nil }))
+		}, a.followingOnSuccess(act.Target, func(err error) { a.rejoinDone(step, act.Target, err) }))
 	case ha.Reclone:
 		src, err := a.source(o.Cluster, act.Target, true)
 		if err != nil {
 			return err
 		}
+		step := "pg_basebackup"
 		a.startTask(ctx, "reclone", cluster.StateCreatingReplica, func(ctx context.Context) error {
 			if err := a.moveDataDirAside(); err != nil {
 				return err
@@ -92,12 +99,9 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			if err := a.pg.BaseBackup(ctx, src); err != nil {
 				return err
 			}
+			step = "start"
 			return a.startReplica(ctx, o.Cluster, act.Target)
-		}, a.followingOnSuccess(act.Target, func(err error) {
-			if err == nil {
-				a.rewindFailed = false
-			}
-		}))
+		}, a.followingOnSuccess(act.Target, func(err error) { a.rejoinDone(step, act.Target, err) }))
 	case ha.StartPrimary:
 		if err := a.stillHoldsClaim(); err != nil {
 			return err

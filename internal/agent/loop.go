@@ -230,9 +230,9 @@ func (a *Agent) noteUpstream(view *cluster.Cluster) {
 	if up != a.upstream {
 		a.upstream = up
 		a.notStreamingSince = time.Time{}
-		// A failed pg_rewind gets a new chance against a new leader or
-		// timeline (it may have failed only because its source was down).
-		a.rewindFailed = false
+		// A transient rejoin failure is retried at once against a new
+		// leader or timeline.
+		a.rejoin.leaderChanged()
 	}
 }
 

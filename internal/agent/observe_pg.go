@@ -19,7 +19,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	now := time.Now()
 	p := ha.Postgres{
 		StartFailed:       a.startFailed,
-		RewindFailed:      a.rewindFailed,
+		Rejoin:            a.rejoin.observation(),
 		Following:         a.following,
 		CheckpointPending: a.checkpointPending,
 	}

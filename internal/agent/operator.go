@@ -247,7 +247,8 @@ func (op operator) Reinitialize(ctx context.Context, r api.ReinitRequest) error 
 		a.log.Warn("reinitializing: removing the data directory and cloning it again", "action", "reinitialize",
 			"source", source, "reason", "requested through the REST API")
 		a.expectRunning = true
-		a.rewindFailed, a.startFailed = false, false
+		a.startFailed = false
+		a.rejoin.succeeded() // the operator's re-clone replaces whatever failed
 		a.startTask(lctx, "reinitialize", cluster.StateCreatingReplica, func(ctx context.Context) error {
 			if err := a.pg.Stop(ctx, mode, a.dyn.TTLDuration()); err != nil {
 				return err

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -16,14 +17,18 @@ func (a *Agent) memberState(p ha.Postgres) string {
 	switch {
 	case a.task != nil:
 		return a.task.state
+	case a.rejoin.needsOperator() && !p.Running:
+		return cluster.StateNeedsReinit
 	case p.DataDir == ha.DataDirEmpty:
 		return cluster.StateStopped
 	case p.Running && p.Answered:
 		return cluster.StateRunning
 	case p.Running:
 		return cluster.StateStarting
-	case a.rewindFailed:
+	case a.rejoin.last != nil && a.rejoin.last.Step == "pg_rewind":
 		return cluster.StateRewindFailed
+	case a.rejoin.last != nil && a.rejoin.last.Step == "start":
+		return cluster.StateStartFailed
 	case a.startFailed:
 		return cluster.StateStartFailed
 	case a.expectRunning:
@@ -71,6 +76,9 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 	if len(a.pendingRestart) > 0 && p.Running {
 		m.PendingRestart = true
 		m.PendingRestartReason = a.pendingRestart
+	}
+	if r := a.rejoin.last; r != nil && r.NeedsOperator {
+		m.NeedsReinit = fmt.Sprintf("%s from %s failed: %s", r.Step, r.Source, r.Reason)
 	}
 	if a.keyOnMyLease {
 		done := !a.checkpointPending

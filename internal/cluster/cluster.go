@@ -30,8 +30,11 @@ const (
 	StateCreatingReplica = "creating replica"
 	StateRewinding       = "rewinding"
 	StateRewindFailed    = "rewind failed"
-	StateStartFailed     = "start failed"
-	StateRefused         = "refused"
+	// StateNeedsReinit: a rejoin step failed in a way retrying cannot fix
+	// (Member.NeedsReinit says why); an operator must run `regent reinit`.
+	StateNeedsReinit = "needs reinit"
+	StateStartFailed = "start failed"
+	StateRefused     = "refused"
 )
 
 // Replication states of a replica.
@@ -80,6 +83,9 @@ type Member struct {
 	CheckpointAfterPromote *bool  `json:"checkpoint_after_promote,omitempty"`
 	Pause                  bool   `json:"pause,omitempty"`
 	PendingRestart         bool   `json:"pending_restart,omitempty"`
+	// NeedsReinit is set (to the reason) while the member waits for an
+	// operator to re-clone it with `regent reinit`.
+	NeedsReinit string `json:"needs_reinit,omitempty"`
 	// PendingRestartReason names the settings waiting for a restart.
 	PendingRestartReason map[string]ParamChange `json:"pending_restart_reason,omitempty"`
 	// Revision is the etcd mod_revision of the key; not serialised.

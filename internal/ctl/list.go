@@ -29,6 +29,9 @@ type ListRow struct {
 	Tags      any    `json:"Tags,omitempty"`
 	LSN       string `json:"LSN,omitempty"`
 	Following string `json:"Following,omitempty"`
+	// NeedsReinit is why the member waits for `regent reinit` ("" when
+	// it does not).
+	NeedsReinit string `json:"Needs reinit,omitempty"`
 }
 
 // Rows turns a cluster view into list rows, sorted by member name.
@@ -36,7 +39,11 @@ func Rows(c *cluster.Cluster) []ListRow {
 	var rows []ListRow
 	leader := c.LeaderName()
 	for _, m := range c.SortedMembers() {
-		r := ListRow{Cluster: c.Scope, Member: m.Name, Host: hostOf(m.ConnURL), State: m.State, Pending: m.PendingRestart}
+		r := ListRow{Cluster: c.Scope, Member: m.Name, Host: hostOf(m.ConnURL), State: m.State, Pending: m.PendingRestart,
+			NeedsReinit: m.NeedsReinit}
+		if m.State == cluster.StateNeedsReinit && r.NeedsReinit == "" {
+			r.NeedsReinit = "a rejoin step failed in a way retrying cannot fix"
+		}
 		if m.Timeline > 0 {
 			tl := m.Timeline
 			r.Timeline = &tl
@@ -137,6 +144,11 @@ func writeTable(w io.Writer, c *cluster.Cluster, rows []ListRow) error {
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(w, "(no members)")
+	}
+	for _, r := range rows {
+		if r.NeedsReinit != "" {
+			fmt.Fprintf(w, "%s needs an operator: run `regent reinit %s` (%s)\n", r.Member, r.Member, r.NeedsReinit)
+		}
 	}
 	if c.Config != nil && c.Config.Pause {
 		fmt.Fprintln(w, strings.ToUpper(" maintenance mode: on"))

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -96,5 +97,43 @@ func TestListSyncRoles(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "Sync Standby") {
 		t.Fatalf("table:\n%s", buf.String())
+	}
+}
+
+// TestListNeedsReinit: a member that waits for an operator says so, and
+// names the command, in both formats.
+func TestListNeedsReinit(t *testing.T) {
+	c := &cluster.Cluster{
+		Scope:  "demo",
+		Leader: &cluster.Leader{Name: "n1"},
+		Members: map[string]*cluster.Member{
+			"n1": {Name: "n1", State: "running", Role: "primary", Timeline: 2},
+			"n2": {Name: "n2", State: cluster.StateNeedsReinit, Role: "replica", Timeline: 1,
+				NeedsReinit: "pg_rewind from n1 failed: the target data directory is only partly rewound"},
+			"n3": {Name: "n3", State: cluster.StateRewindFailed, Role: "replica", Timeline: 1},
+		},
+	}
+	var buf bytes.Buffer
+	if err := WriteList(&buf, c, "table"); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "needs reinit") ||
+		!strings.Contains(out, "n2 needs an operator: run `regent reinit n2` (pg_rewind from n1 failed: the target data directory is only partly rewound)") {
+		t.Fatalf("table does not tell the operator to reinit n2:\n%s", out)
+	}
+	if strings.Contains(out, "regent reinit n3") {
+		t.Fatalf("a member retrying a transient rewind failure is listed as needing reinit:\n%s", out)
+	}
+	buf.Reset()
+	if err := WriteList(&buf, c, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows[1]["State"] != "needs reinit" || !strings.Contains(fmt.Sprint(rows[1]["Needs reinit"]), "partly rewound") || rows[2]["Needs reinit"] != nil {
+		t.Fatalf("json rows = %v", rows)
 	}
 }

@@ -156,6 +156,14 @@ func decideEmpty(o Observation) Decision {
 	if c.Initialize.SystemID == "" {
 		return decide("another member is bootstrapping the cluster; waiting")
 	}
+	if f := o.PG.Rejoin; f != nil {
+		if f.NeedsOperator {
+			return decideNeedsOperator(o, f)
+		}
+		if o.Now.Before(f.RetryAt) {
+			return retryLater(o, f)
+		}
+	}
 	if src := cloneSource(o); src != "" {
 		return decide("cloning data directory from "+src, actOn(Clone, src))
 	}
@@ -187,11 +195,19 @@ func decideStopped(o Observation) Decision {
 		return decide("cluster is paused; not starting PostgreSQL")
 	}
 	leader := c.LeaderName()
+	f := o.PG.Rejoin
 	switch {
 	case leader == o.Self.Name:
 		return decideStoppedLeader(o)
+	case f != nil && f.NeedsOperator:
+		// Never start a data directory a rejoin step left unusable, not
+		// even read-only for an election.
+		return decideNeedsOperator(o, f)
 	case leader == "":
 		return decide("no leader; starting read-only to take part in the election", actOn(StartReplica, ""))
+	}
+	if f != nil && o.Now.Before(f.RetryAt) {
+		return retryLater(o, f)
 	}
 	lm := c.Member(leader)
 	if lm != nil && lm.Timeline > 0 && o.PG.ControlTimeline > 0 && o.PG.ControlTimeline < lm.Timeline {
@@ -275,15 +291,14 @@ func decideRejoin(o Observation, leader *cluster.Member) Decision {
 		return decide("waiting for the post-promote checkpoint on " + leader.Name + " before pg_rewind")
 	}
 	if pgc.UsePgRewind {
-		if !o.PG.RewindFailed {
-			return decide(fmt.Sprintf("timeline %d is behind leader %s (timeline %d): rewinding before rejoining",
-				o.PG.ControlTimeline, leader.Name, leader.Timeline), actOn(Rewind, leader.Name))
+		// A transient failure is retried here once its backoff has passed
+		// (decideStopped), always against the current leader.
+		if f := o.PG.Rejoin; f != nil {
+			return decide(fmt.Sprintf("timeline %d is behind leader %s (timeline %d): retrying pg_rewind (attempt %d; the last one against %s failed: %s)",
+				o.PG.ControlTimeline, leader.Name, leader.Timeline, f.Attempts+1, f.Source, f.Reason), actOn(Rewind, leader.Name))
 		}
-		if pgc.RemoveDataDirectoryOnRewindFailure {
-			return decide("pg_rewind failed: re-cloning from "+leader.Name+" (remove_data_directory_on_rewind_failure)",
-				actOn(Reclone, leader.Name))
-		}
-		return decide("pg_rewind failed and remove_data_directory_on_rewind_failure is off: waiting for an operator (regent reinit)")
+		return decide(fmt.Sprintf("timeline %d is behind leader %s (timeline %d): rewinding before rejoining",
+			o.PG.ControlTimeline, leader.Name, leader.Timeline), actOn(Rewind, leader.Name))
 	}
 	if pgc.RemoveDataDirectoryOnDivergedTimelines {
 		return decide("timeline behind the leader and use_pg_rewind is off: re-cloning from "+leader.Name,
@@ -291,6 +306,30 @@ func decideRejoin(o Observation, leader *cluster.Member) Decision {
 	}
 	return decide("timeline behind the leader and use_pg_rewind is off: starting as a replica of "+leader.Name,
 		actOn(StartReplica, leader.Name))
+}
+
+// retryLater waits out the backoff after a transient rejoin failure: the
+// source was unreachable, restarting or went away, and the data directory
+// is unchanged. The next attempt runs against whoever leads then.
+func retryLater(o Observation, f *RejoinFailure) Decision {
+	return decide(fmt.Sprintf("%s from %s failed (%s; attempt %d, transient): retrying against the current leader in %s",
+		f.Step, f.Source, f.Reason, f.Attempts, f.RetryAt.Sub(o.Now).Round(100*time.Millisecond)))
+}
+
+// decideNeedsOperator handles a rejoin failure that trying again cannot
+// fix: re-clone when remove_data_directory_on_rewind_failure allows it (the
+// old directory is moved aside, never deleted), otherwise wait for
+// `regent reinit`.
+func decideNeedsOperator(o Observation, f *RejoinFailure) Decision {
+	what := fmt.Sprintf("%s from %s failed and retrying cannot help: %s", f.Step, f.Source, f.Reason)
+	lm := o.Cluster.LeaderMember()
+	if f.Step != "pg_basebackup" && o.Config.PostgreSQL.RemoveDataDirectoryOnRewindFailure {
+		if lm == nil || lm.Name == o.Self.Name || lm.State != cluster.StateRunning {
+			return decide(what + "; waiting for a running leader to re-clone from (remove_data_directory_on_rewind_failure)")
+		}
+		return decide(what+"; re-cloning from "+lm.Name+" (remove_data_directory_on_rewind_failure)", actOn(Reclone, lm.Name))
+	}
+	return decide(what + "; waiting for an operator: run `regent reinit " + o.Self.Name + "`")
 }
 
 // decidePrimary handles a running PostgreSQL that accepts writes.

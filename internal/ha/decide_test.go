@@ -409,21 +409,21 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Wait}, reason: "post-promote checkpoint",
 		},
 		{
-			name: "failed rewind without permission to re-clone waits for an operator",
+			name: "rewind that cannot succeed, without permission to re-clone, waits for an operator",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.PG.Running, o.PG.Answered = false, false
-				o.PG.RewindFailed = true
+				o.PG.Rejoin = &RejoinFailure{Step: "pg_rewind", Source: "n2", NeedsOperator: true, Reason: "no wal_log_hints", Attempts: 1}
 				o.Lease.KeyOnMyLease = false
 				o.Cluster.Leader = &cluster.Leader{Name: "n2"}
 				o.Cluster.Members["n2"] = &cluster.Member{Name: "n2", State: "running", Timeline: 2}
 			}),
-			want: []Kind{Wait}, reason: "remove_data_directory_on_rewind_failure",
+			want: []Kind{Wait}, reason: "waiting for an operator: run `regent reinit n1`",
 		},
 		{
-			name: "failed rewind re-clones when allowed",
+			name: "rewind that cannot succeed re-clones when allowed",
 			obs: newWorld("n1").with(func(o *Observation) {
 				o.PG.Running, o.PG.Answered = false, false
-				o.PG.RewindFailed = true
+				o.PG.Rejoin = &RejoinFailure{Step: "pg_rewind", Source: "n2", NeedsOperator: true, Reason: "no wal_log_hints", Attempts: 1}
 				o.Config.PostgreSQL.RemoveDataDirectoryOnRewindFailure = true
 				o.Lease.KeyOnMyLease = false
 				o.Cluster.Leader = &cluster.Leader{Name: "n2"}

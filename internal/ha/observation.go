@@ -119,8 +119,9 @@ type Postgres struct {
 	DownSince time.Time
 	// StartFailed is set when the last start attempt failed.
 	StartFailed bool
-	// RewindFailed is set when the last pg_rewind failed.
-	RewindFailed bool
+	// Rejoin is the last failed attempt to make this data directory a
+	// replica again (nil: none since the last success).
+	Rejoin *RejoinFailure
 	// UnansweredSince is when a running PostgreSQL first stayed silent
 	// (the status query or a new connection timed out); zero while it
 	// answers, even with an error such as "starting up".
@@ -183,4 +184,30 @@ type Failsafe struct {
 	// and Leader who that was.
 	HeardAt time.Time
 	Leader  string
+}
+
+// RejoinFailure is a failed step of rejoining the cluster as a replica: a
+// pg_rewind, a pg_basebackup (clone or re-clone) or the start of the data
+// directory they produced. The agent classifies the failure (package
+// postgres) and keeps the retry schedule; the core only reads it.
+type RejoinFailure struct {
+	// Step is what failed, for messages: "pg_rewind", "pg_basebackup" or
+	// "start".
+	Step string
+	// Source is the member the step ran against.
+	Source string
+	// NeedsOperator is set when trying again cannot help: the failure
+	// repeats on every attempt, or it left the data directory unusable.
+	// The member then waits for `regent reinit` (or re-clones itself when
+	// remove_data_directory_on_rewind_failure allows it). Otherwise the
+	// failure is transient: the source was unreachable, restarting or went
+	// away, and the data directory is as it was before the attempt.
+	NeedsOperator bool
+	// Reason is the classified cause.
+	Reason string
+	// Attempts counts the consecutive failed attempts.
+	Attempts int
+	// RetryAt is the earliest monotonic time of the next attempt after a
+	// transient failure (the agent's backoff).
+	RetryAt time.Time
 }

@@ -86,7 +86,7 @@ func patroniVersion(v string) float64 {
 
 // patroniStates maps PostgreSQL states to patroni_postgres_state values
 // (Patroni's PostgresqlState indexes, fixed since 4.1.0). Regent-only
-// states (rewinding, rewind failed, refused) and unknown ones are -1, as
+// states (rewinding, rewind failed, needs reinit, refused) and unknown ones are -1, as
 // Patroni reports a state outside its enum.
 var patroniStates = map[string]float64{
 	cluster.StateInitializing:         0,
@@ -109,7 +109,7 @@ var patroniStates = map[string]float64{
 const postgresStateHelp = "Numeric representation of Postgres state. Values: 0=initdb, 1=initdb_failed, " +
 	"2=custom_bootstrap, 3=custom_bootstrap_failed, 4=creating_replica, 5=running, 6=starting, " +
 	"7=bootstrap_starting, 8=start_failed, 9=restarting, 10=restart_failed, 11=stopping, 12=stopped, " +
-	"13=stop_failed, 14=crashed; -1 for any other state (Regent's rewinding, rewind failed, refused)."
+	"13=stop_failed, 14=crashed; -1 for any other state (Regent's rewinding, rewind failed, needs reinit, refused)."
 
 // patroniGauges are Patroni's /metrics (patroni/api.py do_GET_metrics),
 // same names, types, HELP texts and meaning.

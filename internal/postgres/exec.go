@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -123,13 +124,22 @@ func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.b)) }
 // tool's whole process group is killed when ctx ends), and returns its
 // combined output.
 func (i *Instance) runTool(ctx context.Context, extraEnv []string, name string, args ...string) (string, error) {
+	return i.runToolTee(ctx, extraEnv, nil, name, args...)
+}
+
+// runToolTee is runTool that also copies the output to tee as it comes.
+func (i *Instance) runToolTee(ctx context.Context, extraEnv []string, tee io.Writer, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, i.bin(name), args...)
 	cmd.Dir = "/"
 	cmd.Env = i.env(extraEnv...)
 	cmd.SysProcAttr = i.sysProcAttr()
 	var out tailBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
+	var w io.Writer = &out
+	if tee != nil {
+		w = io.MultiWriter(&out, tee)
+	}
+	cmd.Stdout = w
+	cmd.Stderr = w
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil

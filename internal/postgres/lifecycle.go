@@ -163,8 +163,9 @@ func (i *Instance) Running() (pid int, ok bool) {
 // Start rewrites the configuration, creates or removes standby.signal and
 // starts the postmaster as a child process in its own process group, with
 // its output appended to RunDir()/postgresql.log. It returns once the
-// server accepts connections, or with an error (including the end of the
-// server log) if the postmaster exits first. If ctx ends first an error is
+// server accepts connections, or with an error (a *ToolError including the
+// end of the server log, classified by ClassifyStart) if the postmaster
+// exits first. If ctx ends first an error is
 // returned and the postmaster is left starting; call Stop to get rid of it.
 func (i *Instance) Start(ctx context.Context, so StartOptions) error {
 	if pid, ok := i.Running(); ok {
@@ -239,10 +240,12 @@ func (i *Instance) Start(ctx context.Context, so StartOptions) error {
 	if err := i.waitReady(ctx, c); err != nil {
 		tail := readLogTail(logPath, logStart, 20)
 		if c.exited() {
-			return fmt.Errorf("start: postmaster exited (%s) before accepting connections: %w\nlast lines of %s:\n%s",
+			err = fmt.Errorf("start: postmaster exited (%s) before accepting connections: %w\nlast lines of %s:\n%s",
 				exitStatus(c.err), err, logPath, tail)
+		} else {
+			err = fmt.Errorf("start: %w\nlast lines of %s:\n%s", err, logPath, tail)
 		}
-		return fmt.Errorf("start: %w\nlast lines of %s:\n%s", err, logPath, tail)
+		return &ToolError{Failure: ClassifyStart(err.Error()), Err: err}
 	}
 	log.Info("PostgreSQL accepts connections")
 	return nil

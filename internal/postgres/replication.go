@@ -197,9 +197,13 @@ func (i *Instance) BaseBackup(ctx context.Context, src ConnInfo) error {
 		if rerr := removeContents(i.dataDir); rerr != nil {
 			log.Error("could not clean up after failed base backup", "error", rerr)
 		}
-		return fmt.Errorf("base backup from %s: %w\n%s", src.Redacted(), err, lastLines(out, 20))
+		return &ToolError{Failure: ClassifyBaseBackup(out),
+			Err: fmt.Errorf("base backup from %s: %w\n%s", src.Redacted(), err, lastLines(out, 20))}
 	}
 	log.Info("base backup done", "duration", time.Since(start))
+	// A new data directory: an interrupted rewind of the old one no
+	// longer matters.
+	_ = os.Remove(filepath.Join(i.runDir, rewindRecord))
 	if _, err := i.writeConfig(); err != nil {
 		return fmt.Errorf("base backup: write configuration: %w", err)
 	}
@@ -210,7 +214,8 @@ func (i *Instance) BaseBackup(ctx context.Context, src ConnInfo) error {
 // server, connected to as a superuser) using pg_rewind, then rewrites
 // Regent's configuration (pg_rewind copies the source's). A target that was
 // not shut down cleanly is crash-recovered by pg_rewind itself. On failure
-// the tool's output is part of the error.
+// the error is a *ToolError: the tool's output is part of its text and
+// ClassifyRewind's verdict (may a retry succeed?) is its Failure.
 //
 // pg_rewind reads the source's timeline from its control file, so a
 // freshly promoted source must have completed a checkpoint (Checkpoint)
@@ -243,6 +248,24 @@ func (i *Instance) Rewind(ctx context.Context, src ConnInfo) error {
 	if err := i.removeStaleLockFile(); err != nil {
 		return fmt.Errorf("rewind: %w", err)
 	}
+	// A run of an earlier agent that stopped in the middle (the agent was
+	// killed) left its output behind: a target it was copying into must
+	// not be rewound again.
+	record := filepath.Join(i.runDir, rewindRecord)
+	if prev, err := os.ReadFile(record); err == nil {
+		if RewindStoppedCopying(string(prev)) {
+			return &ToolError{Failure: Failure{Kind: NeedsOperator, Reason: "an earlier pg_rewind was interrupted while copying files: the target data directory is only partly rewound"},
+				Err: fmt.Errorf("rewind: %s shows an interrupted pg_rewind:\n%s", record, lastLines(string(prev), 10))}
+		}
+	}
+	if err := i.ensureRunDir(); err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	rec, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	defer rec.Close()
 	pw := src.Password
 	src.Password = ""
 	log := i.log.With("source", src.Redacted())
@@ -251,18 +274,31 @@ func (i *Instance) Rewind(ctx context.Context, src ConnInfo) error {
 	var out string
 	err = i.withPassfile(pw, func(env []string) error {
 		var err error
-		out, err = i.runTool(ctx, env, "pg_rewind", "-D", i.dataDir, "--source-server="+src.String())
+		// --progress makes pg_rewind say when it starts changing the
+		// target ("need to copy ..."): ClassifyRewind needs that line.
+		out, err = i.runToolTee(ctx, env, rec, "pg_rewind", "--progress", "-D", i.dataDir, "--source-server="+src.String())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("pg_rewind from %s: %w\n%s", src.Redacted(), err, lastLines(out, 30))
+		f := ClassifyRewind(out)
+		if !RewindStoppedCopying(out) {
+			// The target is unchanged: nothing to remember.
+			_ = os.Remove(record)
+		}
+		log.Warn("pg_rewind failed", "failure", f.Kind, "reason", f.Reason)
+		return &ToolError{Failure: f, Err: fmt.Errorf("pg_rewind from %s: %w\n%s", src.Redacted(), err, lastLines(out, 30))}
 	}
+	_ = os.Remove(record)
 	log.Info("pg_rewind done", "duration", time.Since(start), "output", lastLines(out, 3))
 	if _, err := i.writeConfig(); err != nil {
 		return fmt.Errorf("rewind: write configuration: %w", err)
 	}
 	return nil
 }
+
+// rewindRecord is the file in the run directory that holds the output of
+// the pg_rewind running now, or of one that stopped while copying files.
+const rewindRecord = "pg_rewind.out"
 
 // SetPrimary points the standby at another primary (or, with an empty
 // conninfo, at none): postgresql.conf is rewritten and, when the server is

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,6 +137,34 @@ func TestReplicationFailoverRewind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.EnsureSlots(ctx, []string{slotA}); err != nil {
+		t.Fatal(err)
+	}
+	// A source that refuses connections: the failure is transient and the
+	// target is left as it was, so the next attempt succeeds.
+	down := ConnInfo{Host: "127.0.0.1", Port: freePort(t), User: "postgres", Password: testSuperPassword, DBName: "postgres"}
+	err := a.Rewind(ctx, down)
+	var te *ToolError
+	if !errors.As(err, &te) || te.Kind != Transient || !strings.Contains(te.Reason, "refused") {
+		t.Fatalf("rewind from a source that is down: %v (classified %+v), want a transient ToolError", err, te)
+	}
+	if cd, err := a.ControlData(ctx); err != nil || cd.TimeLineID != 1 {
+		t.Fatalf("target after a failed rewind: %+v %v", cd, err)
+	}
+	record := filepath.Join(a.RunDir(), rewindRecord)
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("a rewind that changed nothing left %s behind (%v)", record, err)
+	}
+	// An agent killed while pg_rewind was copying left the run's output:
+	// that target must never be rewound again.
+	interrupted := "pg_rewind: reading WAL in target\npg_rewind: need to copy 51 MB (total source directory size is 70 MB)\n    0/53113 kB (0%) copied\n"
+	if err := os.WriteFile(record, []byte(interrupted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := ConnInfo{Host: "127.0.0.1", Port: portB, User: "postgres", Password: testSuperPassword, DBName: "postgres"}
+	if err := a.Rewind(ctx, live); !errors.As(err, &te) || te.Kind != NeedsOperator || !strings.Contains(te.Reason, "interrupted") {
+		t.Fatalf("rewind of a target an interrupted pg_rewind was copying into: %v, want NeedsOperator", err)
+	}
+	if err := os.Remove(record); err != nil {
 		t.Fatal(err)
 	}
 	su := ConnInfo{Host: "127.0.0.1", Port: portB, User: "postgres", Password: testSuperPassword, DBName: "postgres"}

@@ -52,7 +52,7 @@ type agent struct {
 	downSince         time.Time
 	expectRunning     bool
 	startFailed       bool
-	rewindFailed      bool
+	rejoin            rejoinRetry
 	notStreamingSince time.Time
 	lastKnownPrimary  bool
 	following         string
@@ -349,7 +349,7 @@ func (a *agent) noteUpstream(view *cluster.Cluster) {
 	if up != a.upstream {
 		a.upstream = up
 		a.notStreamingSince = time.Time{}
-		a.rewindFailed = false // a new chance against a new leader or timeline
+		a.rejoin.leaderChanged() // a transient failure: a new chance against a new leader or timeline
 	}
 }
 
@@ -430,7 +430,7 @@ func (c *actx) observePostgres() ha.Postgres {
 	now := c.mono()
 	p := ha.Postgres{
 		StartFailed:       a.startFailed,
-		RewindFailed:      a.rewindFailed,
+		Rejoin:            a.rejoin.observation(),
 		Following:         a.following,
 		CheckpointPending: a.checkpointPending,
 	}
@@ -598,8 +598,12 @@ func (a *agent) memberState(p ha.Postgres) string {
 		return cluster.StateRunning
 	case p.Running:
 		return cluster.StateStarting
-	case a.rewindFailed:
+	case a.rejoin.last != nil && a.rejoin.last.NeedsOperator:
+		return cluster.StateNeedsReinit
+	case a.rejoin.last != nil && a.rejoin.last.Step == "pg_rewind":
 		return cluster.StateRewindFailed
+	case a.rejoin.last != nil && a.rejoin.last.Step == "start":
+		return cluster.StateStartFailed
 	case a.startFailed:
 		return cluster.StateStartFailed
 	case a.expectRunning:

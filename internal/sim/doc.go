@@ -62,7 +62,11 @@
 //     position 500 ms after a synchronous_standby_names change) and each
 //     standby's flushed position; synchronous_standby_names lives in the
 //     data directory's configuration and survives an agent restart; a
-//     failed rewind is retried against a new leader or timeline; the DCS
+//     failed rewind, clone or post-rewind start is retried with the agent's
+//     backoff (1 s doubling to 30 s, at once on a new leader or timeline)
+//     when the source was unavailable, and waits for an operator when the
+//     source went away during pg_rewind's copy phase (the last 100–400 ms
+//     of a rewind: the target is then partly rewound); the DCS
 //     client mirrors package dcs (lease re-grant, write caches, guarded
 //     transactions). Other agent state is lost when the agent process dies.
 //     Not modelled: failsafe_mode and /dev/watchdog (both off by default),

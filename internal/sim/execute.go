@@ -49,40 +49,42 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 			return err
 		}
 		view, target := o.Cluster, act.Target
+		step := "pg_basebackup"
 		a.startTask("clone", cluster.StateCreatingReplica, func(c *actx) error {
 			if err := c.pgBaseBackup(target); err != nil {
 				return err
 			}
+			step = "start"
 			return c.startReplica(view, target)
-		}, a.followingOnSuccess(target, nil))
+		}, a.followingOnSuccess(target, func(err error) { a.rejoinDone(step, target, err) }))
 	case ha.Rewind:
 		if err := source(o.Cluster, act.Target); err != nil {
 			return err
 		}
 		view, target := o.Cluster, act.Target
+		step := "pg_rewind"
 		a.startTask("rewind", cluster.StateRewinding, func(c *actx) error {
 			if err := c.pgRewind(target); err != nil {
 				return fmt.Errorf("pg_rewind from %s: %w", target, err)
 			}
+			step = "start"
 			return c.startReplica(view, target)
-		}, a.followingOnSuccess(target, func(err error) { a.rewindFailed = err != nil }))
+		}, a.followingOnSuccess(target, func(err error) { a.rejoinDone(step, target, err) }))
 	case ha.Reclone:
 		if err := source(o.Cluster, act.Target); err != nil {
 			return err
 		}
 		view, target := o.Cluster, act.Target
+		step := "pg_basebackup"
 		a.startTask("reclone", cluster.StateCreatingReplica, func(c *actx) error {
 			c.a.tracef("moving the diverged data directory aside")
 			c.a.m.pg.data = nil
 			if err := c.pgBaseBackup(target); err != nil {
 				return err
 			}
+			step = "start"
 			return c.startReplica(view, target)
-		}, a.followingOnSuccess(target, func(err error) {
-			if err == nil {
-				a.rewindFailed = false
-			}
-		}))
+		}, a.followingOnSuccess(target, func(err error) { a.rejoinDone(step, target, err) }))
 	case ha.StartPrimary:
 		if err := c.stillHoldsClaim(); err != nil {
 			return err
@@ -501,10 +503,17 @@ func (c *actx) pgRewind(name string) error {
 	if _, err := c.sourceReady(name); err != nil {
 		return err
 	}
-	c.sleep(c.a.s.uniform(500*time.Millisecond, 2*time.Second))
+	// Connect, compare the control files, list the files and read the
+	// target's WAL: a source lost now leaves the target unchanged.
+	c.sleep(c.a.s.uniform(400*time.Millisecond, 1600*time.Millisecond))
+	if _, err := c.sourceReady(name); err != nil {
+		return err
+	}
+	// Copy: from here a lost source leaves the target partly rewound.
+	c.sleep(c.a.s.uniform(100*time.Millisecond, 400*time.Millisecond))
 	src, err := c.sourceReady(name)
 	if err != nil {
-		return err
+		return needsOperator{fmt.Errorf("pg_rewind stopped while copying files (%w): the target is only partly rewound", err)}
 	}
 	if pg.running {
 		return errors.New("rewind: PostgreSQL is running")

@@ -371,3 +371,29 @@ func traceHas(r Result, parts ...string) bool {
 	}
 	return false
 }
+
+// TestScenarioLeaderRestartsDuringRewind: the old leader comes back and
+// runs pg_rewind against the new leader, whose host goes down for a second
+// and restarts in place (same leader, same timeline) while pg_rewind reads
+// from it. The failed rewind is transient: it must be retried, and the
+// cluster heal without an operator.
+func TestScenarioLeaderRestartsDuringRewind(t *testing.T) {
+	r := scenario(t, 120*time.Second,
+		Fault{At: 30 * time.Second, Kind: KillNode, Member: "leader", Duration: 40 * time.Second},
+		// The old leader's agent restarts at 70 s and starts pg_rewind at
+		// once; it reads the source for at least 400 ms.
+		Fault{At: 70100 * time.Millisecond, Kind: KillNode, Member: "leader", Duration: time.Second})
+	failed := false
+	for _, l := range r.Trace {
+		failed = failed || strings.Contains(l, "task rewind failed")
+	}
+	if !failed {
+		t.Fatal("the scenario no longer makes the first pg_rewind fail; adjust the fault times")
+	}
+	if r.Stats.Promotions != 1 {
+		t.Errorf("%d promotions, want 1: the second fault must restart the new leader in place", r.Stats.Promotions)
+	}
+	if !r.Stats.Healed {
+		t.Errorf("cluster did not heal after a transient pg_rewind failure: %s", r.Stats.Unhealed)
+	}
+}
