@@ -806,17 +806,17 @@ func (e *Env) Heal(ctx context.Context) error {
 	return e.WaitHealthy(ctx)
 }
 
-// ReinitRewindFailed acts as an operator: it asks every member whose
-// GET /patroni state is "rewind failed" (the agent waits for an operator
-// because remove_data_directory_on_rewind_failure is off) to
+// ReinitNeedsReinit acts as an operator: it asks every member whose
+// GET /patroni state is "needs reinit" (a rejoin failed in a way retrying
+// cannot fix and remove_data_directory_on_rewind_failure is off) to
 // reinitialize (POST /reinitialize, as `regent reinit` does), and returns
 // what it did. The runner calls it only after a run's verdict, so that
 // the next run starts healthy; it never counts towards convergence.
-func (e *Env) ReinitRewindFailed(ctx context.Context) []string {
+func (e *Env) ReinitNeedsReinit(ctx context.Context) []string {
 	var done []string
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, st := range e.ProbeMembers(ctx) {
-		if st.State != cluster.StateRewindFailed {
+		if st.State != cluster.StateNeedsReinit {
 			continue
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.Cluster.APIURL(st.Member)+"/reinitialize", strings.NewReader("{}"))

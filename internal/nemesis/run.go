@@ -217,7 +217,7 @@ func (rn *Runner) Execute(ctx context.Context, sc Scenario) Result {
 	if !res.Converge.Converged {
 		// The verdict is taken; only now may the harness act as an
 		// operator, so that the next run starts from a healthy cluster.
-		for _, a := range env.ReinitRewindFailed(ctx) {
+		for _, a := range env.ReinitNeedsReinit(ctx) {
 			res.Notes = append(res.Notes, "after the verdict, for the next run, the harness ran "+a)
 		}
 	}
