@@ -322,6 +322,15 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	if err := a.dcs.AppendHistory(hctx, entry); err != nil {
 		a.log.Error("appending to history", "err", err)
 	}
+	// The other members reconnect as soon as they see the new leader; a
+	// slot created only by the next loop's housekeeping makes their first
+	// attempt fail, and the WAL receiver waits wal_retrieve_retry_interval
+	// before the next.
+	if o.Cluster != nil {
+		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
+			a.log.Warn("creating the members' replication slots after promotion; housekeeping retries", "err", err)
+		}
+	}
 	// pg_rewind on the old primary reads the new timeline from pg_control,
 	// which changes only at the first checkpoint after promotion.
 	a.startTask(ctx, "checkpoint", cluster.StateRunning, a.pg.Checkpoint, func(err error) {
@@ -332,6 +341,21 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	return nil
 }
 
+// ensureMemberSlots creates one physical replication slot per other member
+// of the view.
+func (a *Agent) ensureMemberSlots(ctx context.Context, view *cluster.Cluster) error {
+	var slots []string
+	for name := range view.Members {
+		if name != a.cfg.Name {
+			slots = append(slots, postgres.SlotName(name))
+		}
+	}
+	if err := a.pg.EnsureSlots(ctx, slots); err != nil {
+		return fmt.Errorf("replication slots: %w", err)
+	}
+	return nil
+}
+
 // housekeeping is the leader's per-loop upkeep: the status key and one
 // physical replication slot per other member.
 func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
@@ -339,14 +363,8 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 	defer cancel()
 	var errs []error
 	if o.Cluster != nil {
-		var slots []string
-		for name := range o.Cluster.Members {
-			if name != a.cfg.Name {
-				slots = append(slots, postgres.SlotName(name))
-			}
-		}
-		if err := a.pg.EnsureSlots(hctx, slots); err != nil {
-			errs = append(errs, fmt.Errorf("replication slots: %w", err))
+		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
+			errs = append(errs, err)
 		}
 		if err := a.dcs.WriteStatus(hctx, cluster.Status{Optime: o.PG.WriteLSN}); err != nil {
 			errs = append(errs, fmt.Errorf("status key: %w", err))

@@ -113,6 +113,12 @@ func (i *Instance) renderConfig() (renderedConfig, error) {
 	set("max_replication_slots", "10")
 	set("wal_log_hints", "on")
 	set("wal_keep_size", "128MB")
+	// A standby whose upstream is not there yet (a new leader still
+	// promoting, a slot about to be created) retries every second rather
+	// than every 5 s, so it streams again well before the agent would
+	// judge it not streaming (ttl) and stop it to rejoin. The parameters
+	// below may override it.
+	set("wal_retrieve_retry_interval", "1s")
 	set("password_encryption", "scram-sha-256")
 	set("synchronous_standby_names", syncStandbyNames(syncNames, syncQuorum))
 
