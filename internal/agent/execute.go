@@ -344,7 +344,7 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 		if err := a.pg.EnsureSlots(hctx, slots); err != nil {
 			errs = append(errs, fmt.Errorf("replication slots: %w", err))
 		}
-		if err := a.dcs.WriteStatus(hctx, cluster.Status{Optime: o.PG.WriteLSN}); err != nil {
+		if err := a.dcs.WriteStatus(hctx, ha.LeaderStatus(o)); err != nil {
 			errs = append(errs, fmt.Errorf("status key: %w", err))
 		}
 		if a.dyn.FailsafeMode {
