@@ -343,6 +343,7 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 	srv.Operator = operator{a}
 	srv.Metrics = a.metrics.Handler()
 	srv.Failsafe = failsafeAcker{a}
+	srv.Positions = positions{a}
 	tlsCfg, err := rc.ServerTLS()
 	if err != nil {
 		return nil, fmt.Errorf("restapi TLS: %w", err)

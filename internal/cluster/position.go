@@ -59,3 +59,24 @@ func (c *Cluster) Lag(m *Member) (lag int64, ok bool) {
 	}
 	return max(c.Status.Optime-pos, 0), true
 }
+
+// StatusFrom is the status key a leader named self writes: its WAL
+// position optime and, in Slots, the position every other member of c has
+// flushed according to pg_stat_replication (flush, keyed by
+// application_name, which is the member name), keyed by slot name. Members
+// without a reported position are left out. Both must come from one
+// reading of the leader's PostgreSQL, so that optime minus a slot position
+// is the member's lag at one moment.
+func StatusFrom(c *Cluster, self string, optime int64, flush map[string]int64) Status {
+	st := Status{Optime: optime}
+	for name, lsn := range flush {
+		if lsn <= 0 || name == self || c.Member(name) == nil {
+			continue
+		}
+		if st.Slots == nil {
+			st.Slots = map[string]int64{}
+		}
+		st.Slots[SlotName(name)] = lsn
+	}
+	return st
+}

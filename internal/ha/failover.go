@@ -87,23 +87,11 @@ func candidatePosition(o Observation, m *cluster.Member) int64 {
 }
 
 // LeaderStatus is the status key a leader writes from observation o: its
-// WAL position (optime) and, in slots, the position every other member
-// streaming directly from it has flushed (pg_stat_replication), keyed by
-// the member's slot name. Both come from one observation, so optime minus
-// a slot position is lag at one moment; readers compare a replica with the
-// optime through Cluster.Position.
+// WAL position and the flush position of every member streaming directly
+// from it (cluster.StatusFrom), both from this one observation. Readers
+// compare a replica with the optime through Cluster.Position.
 func LeaderStatus(o Observation) cluster.Status {
-	st := cluster.Status{Optime: o.PG.WriteLSN}
-	for name, flush := range o.PG.StandbyFlush {
-		if flush <= 0 || name == o.Self.Name || o.Cluster.Member(name) == nil {
-			continue
-		}
-		if st.Slots == nil {
-			st.Slots = map[string]int64{}
-		}
-		st.Slots[cluster.SlotName(name)] = flush
-	}
-	return st
+	return cluster.StatusFrom(o.Cluster, o.Self.Name, o.PG.WriteLSN, o.PG.StandbyFlush)
 }
 
 // bestCandidate is the eligible replica with the most WAL, ties broken by
