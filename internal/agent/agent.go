@@ -67,6 +67,10 @@ type Agent struct {
 	lastDecision ha.Decision
 	lastPG       postgres.State
 	pgAnswered   bool
+	// receiver watches for a WAL receiver that has just started;
+	// recheckSoon makes the next loop come after receiverRecheck.
+	receiver    receiverWatch
+	recheckSoon bool
 
 	// checkpointPending is set by Promote and cleared by the checkpoint
 	// task.
@@ -211,7 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.finishTask(a.task, err)
 		case r := <-a.requests:
 			a.serve(ctx, r)
-		case <-time.After(a.dyn.LoopWaitDuration()):
+		case <-time.After(a.loopWait()):
 		}
 	}
 }
