@@ -69,6 +69,10 @@ type Agent struct {
 	lastDecision ha.Decision
 	lastPG       postgres.State
 	pgAnswered   bool
+	// receiver watches for a WAL receiver that has just started;
+	// recheckSoon makes the next loop come after receiverRecheck.
+	receiver    receiverWatch
+	recheckSoon bool
 
 	// checkpointPending is set by Promote and cleared by the checkpoint
 	// task.
@@ -220,10 +224,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// loopWait is the pause before the next loop: loop_wait, or at most a
-// second while the lease still has another TTL than the configured one, so
-// that a failed move is retried well within the (smaller) deadline.
+// loopWait is the pause before the next loop without events: loop_wait;
+// receiverRecheck while a WAL receiver has just started (receiverWatch);
+// at most a second while the lease still has another TTL than the
+// configured one, so that a failed move is retried well within the
+// (smaller) deadline.
 func (a *Agent) loopWait() time.Duration {
+	if a.recheckSoon {
+		return receiverRecheck
+	}
 	d := a.dyn.LoopWaitDuration()
 	if a.dcs.LeaseTTLOutdated() {
 		d = min(d, time.Second)
@@ -370,6 +379,7 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 	srv.Operator = operator{a}
 	srv.Metrics = a.metrics.Handler()
 	srv.Failsafe = failsafeAcker{a}
+	srv.Positions = positions{a}
 	tlsCfg, err := rc.ServerTLS()
 	if err != nil {
 		return nil, fmt.Errorf("restapi TLS: %w", err)

@@ -366,7 +366,7 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
 			errs = append(errs, err)
 		}
-		if err := a.dcs.WriteStatus(hctx, cluster.Status{Optime: o.PG.WriteLSN}); err != nil {
+		if err := a.dcs.WriteStatus(hctx, ha.LeaderStatus(o)); err != nil {
 			errs = append(errs, fmt.Errorf("status key: %w", err))
 		}
 		if a.dyn.FailsafeMode {

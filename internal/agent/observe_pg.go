@@ -17,6 +17,7 @@ import (
 // core needs (down since, not streaming since).
 func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	now := time.Now()
+	a.recheckSoon = false
 	p := ha.Postgres{
 		StartFailed:       a.startFailed,
 		Rejoin:            a.rejoin.observation(),
@@ -48,6 +49,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	_, p.Running = a.pg.Running()
 	if !p.Running {
 		a.pgAnswered = false
+		a.receiver = receiverWatch{}
 		a.unansweredSince = time.Time{}
 		// Streaming is judged afresh after every (re)start.
 		a.notStreamingSince = time.Time{}
@@ -107,6 +109,7 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 	a.unansweredSince = time.Time{}
 	a.pgAnswered = true
 	a.lastPG = st
+	a.recheckSoon = a.receiver.observe(st, now, a.dyn.LoopWaitDuration())
 	p.Answered = true
 	p.SystemID = st.SystemIdentifier
 	p.InRecovery = st.InRecovery

@@ -277,3 +277,22 @@ func cloneSourceOf(view *cluster.Cluster, self string) string {
 	}
 	return ""
 }
+
+// positions adapts the agent to api.PositionReader.
+type positions struct{ a *Agent }
+
+var _ api.PositionReader = positions{}
+
+// PrimaryPositions queries PostgreSQL now (the connection pool is safe to
+// share with the loop).
+func (p positions) PrimaryPositions(ctx context.Context) (int64, map[string]int64, bool) {
+	st, err := p.a.pg.Query(ctx)
+	if err != nil || st.InRecovery {
+		return 0, nil, false
+	}
+	flush := make(map[string]int64, len(st.Replication))
+	for _, r := range st.Replication {
+		flush[r.ApplicationName] = r.FlushLSN
+	}
+	return st.WriteLSN, flush, true
+}

@@ -192,6 +192,11 @@ func clusterView(c *cluster.Cluster, scope string) clusterJSON {
 			j.ReceiveLSN, j.ReceiveLag = lsnAndLag(m.ReceiveLSN, optime)
 			j.ReplayLSN, j.ReplayLag = lsnAndLag(m.ReplayLSN, optime)
 			j.LSN, j.Lag = lsnAndLag(m.XLogLocation, optime)
+			if lag, ok := c.Lag(m); ok && m.XLogLocation != nil && *m.XLogLocation != 0 {
+				// The leader's view of what m flushed, taken with the
+				// optime, beats m's own key from an earlier moment.
+				j.Lag = lag
+			}
 		}
 		out.Members = append(out.Members, j)
 	}

@@ -889,3 +889,65 @@ func TestServeTLS(t *testing.T) {
 		t.Errorf("POST /reload with a client certificate = %d, reloads %d", got, op.reloads)
 	}
 }
+
+// fakePositions is a PositionReader with fixed answers.
+type fakePositions struct {
+	optime int64
+	flush  map[string]int64
+	ok     bool
+	calls  int
+}
+
+func (p *fakePositions) PrimaryPositions(context.Context) (int64, map[string]int64, bool) {
+	p.calls++
+	return p.optime, p.flush, p.ok
+}
+
+// TestSwitchoverChecksLagAtOneMoment pins the failed TestOperatorControls
+// run: pg2's key is from its first loop after a clone (0/3000000, where
+// its WAL receiver started), the leader's status and key already count
+// the WAL switch of another member's base backup and a CREATE TABLE
+// (0/40222E8). The leader's own PostgreSQL, read when the request
+// arrives, shows pg2 has flushed all of it: the switchover is accepted.
+func TestSwitchoverChecksLagAtOneMoment(t *testing.T) {
+	view := func() *cluster.Cluster {
+		c := controlCluster()
+		c.Status = cluster.Status{Optime: 0x40222E8, RetainSlots: []string{"pg2"}}
+		c.Members["pg1"].XLogLocation = i64(0x40222E8)
+		c.Members["pg2"].XLogLocation = i64(0x3000000)
+		return c
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	body := `{"leader":"pg1","candidate":"pg2","scheduled_at":"` + future + `"}`
+
+	srv, store, _ := controlServer(view())
+	if rec := call(t, srv.Handler(), "POST", "/switchover", body); rec.Code != 412 ||
+		!strings.Contains(errorOf(t, rec), `candidate "pg2" lags 16917224 bytes behind`) {
+		t.Fatalf("without a fresh reading: %d %s, want the key-based 412", rec.Code, rec.Body)
+	}
+
+	srv, store, _ = controlServer(view())
+	pos := &fakePositions{optime: 0x40222E8, flush: map[string]int64{"pg2": 0x40222E8, "pg3": 0x40222E8}, ok: true}
+	srv.Positions = pos
+	if rec := call(t, srv.Handler(), "POST", "/switchover", body); rec.Code != 202 {
+		t.Fatalf("with the leader's reading: %d %s, want 202", rec.Code, rec.Body)
+	}
+	if f := store.view().Failover; f == nil || f.Member != "pg2" || pos.calls != 1 {
+		t.Fatalf("failover key %+v after %d readings", f, pos.calls)
+	}
+
+	// A candidate that is really behind is still refused.
+	srv, _, _ = controlServer(view())
+	srv.Positions = &fakePositions{optime: 0x40222E8, flush: map[string]int64{"pg2": 0x3000000}, ok: true}
+	if rec := call(t, srv.Handler(), "POST", "/switchover", body); rec.Code != 412 || !strings.Contains(errorOf(t, rec), "lags 16917224") {
+		t.Fatalf("lagging per the reading: %d %s, want 412", rec.Code, rec.Body)
+	}
+	// A member that is not the leader in the view does not use its
+	// own reading.
+	srv, _, _ = controlServer(view())
+	srv.Positions = &fakePositions{optime: 0x40222E8, flush: map[string]int64{"pg2": 0x40222E8}, ok: true}
+	srv.src = fakeSource{func() Snapshot { s := primarySnap(); s.Name = "pg3"; return s }()}
+	if rec := call(t, srv.Handler(), "POST", "/switchover", body); rec.Code != 412 {
+		t.Fatalf("reading of a non-leader used: %d %s", rec.Code, rec.Body)
+	}
+}

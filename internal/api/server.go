@@ -47,6 +47,9 @@ type Server struct {
 	Metrics http.Handler
 	// Failsafe acknowledges a leader during a DCS outage (POST /failsafe).
 	Failsafe FailsafeAcker
+	// Positions, when set, reads the local PostgreSQL at the moment a
+	// switchover is checked on the leader (see freshStatus).
+	Positions PositionReader
 
 	// pollInterval overrides defaultPollInterval in tests.
 	pollInterval time.Duration

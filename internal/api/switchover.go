@@ -63,6 +63,40 @@ func (s *Server) controlView(w http.ResponseWriter, r *http.Request) (*cluster.C
 	return c, true
 }
 
+// PositionReader reads the local PostgreSQL's WAL positions on demand.
+type PositionReader interface {
+	// PrimaryPositions returns pg_current_wal_lsn() and, from the same
+	// moment, pg_stat_replication's flush position of every standby (by
+	// application_name); ok is false unless PostgreSQL is a running
+	// primary that answered.
+	PrimaryPositions(ctx context.Context) (optime int64, flush map[string]int64, ok bool)
+}
+
+// freshStatus replaces the status key of view c with a reading of this
+// member's PostgreSQL taken now, when this member is the leader in c. A
+// switchover check then compares the candidate with the leader's position
+// and the candidate's flush position of one moment. The keys alone can be
+// a loop apart: a replica that has just been cloned publishes, for a whole
+// loop, the position where its WAL receiver started, while the optime may
+// already count a WAL switch (another member's base backup) that reached
+// the replica milliseconds later; comparing the two reports up to a WAL
+// segment of lag that does not exist.
+func (s *Server) freshStatus(ctx context.Context, c *cluster.Cluster) {
+	self := s.src.Snapshot().Name
+	if s.Positions == nil || c == nil || self == "" || c.LeaderName() != self {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.loadTimeout())
+	defer cancel()
+	optime, flush, ok := s.Positions.PrimaryPositions(ctx)
+	if !ok || optime < c.Status.Optime {
+		return
+	}
+	retain := c.Status.RetainSlots
+	c.Status = cluster.StatusFrom(c, self, optime, flush)
+	c.Status.RetainSlots = retain
+}
+
 // serveSwitchover handles POST /switchover.
 func (s *Server) serveSwitchover(w http.ResponseWriter, r *http.Request) {
 	var q switchoverRequest
@@ -86,6 +120,7 @@ func (s *Server) serveSwitchover(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.freshStatus(r.Context(), c)
 	f, err := operate.CheckSwitchover(c, q.Leader, candidate, at, s.now())
 	if err != nil {
 		writeError(w, r, errorStatus(err, http.StatusPreconditionFailed, http.StatusConflict), err.Error())
@@ -127,6 +162,7 @@ func (s *Server) serveFailover(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.freshStatus(r.Context(), c)
 	leader := q.Leader
 	if leader == "" {
 		leader = c.LeaderName()

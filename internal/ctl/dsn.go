@@ -55,7 +55,8 @@ func StreamingReplicas(c *cluster.Cluster) []*cluster.Member {
 		if m.XLogLocation == nil {
 			return 1<<63 - 1
 		}
-		return max(c.Status.Optime-*m.XLogLocation, 0)
+		pos, _ := c.Position(m)
+		return max(c.Status.Optime-pos, 0)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return lag(out[i]) < lag(out[j]) })
 	return out

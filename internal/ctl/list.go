@@ -70,8 +70,7 @@ func Rows(c *cluster.Cluster) []ListRow {
 			if m.ReplicationState != "" {
 				r.State = m.ReplicationState
 			}
-			if m.XLogLocation != nil && c.Status.Optime > 0 {
-				lag := max(c.Status.Optime-*m.XLogLocation, 0)
+			if lag, ok := c.Lag(m); ok && m.XLogLocation != nil {
 				mb := lag / (1 << 20)
 				r.LagBytes, r.LagMB = &lag, &mb
 			}

@@ -137,3 +137,31 @@ func TestListNeedsReinit(t *testing.T) {
 		t.Fatalf("json rows = %v", rows)
 	}
 }
+
+// TestListLagUsesLeaderSlot pins the demo's first seconds: a freshly cloned
+// replica's key still says 0/3000000 (where its WAL receiver started) while
+// the leader is at 0/4000000 after a WAL switch and has seen the replica
+// flush up to there. regent list shows no lag, not 16 MB.
+func TestListLagUsesLeaderSlot(t *testing.T) {
+	lsn := func(v int64) *int64 { return &v }
+	c := &cluster.Cluster{
+		Scope:  "demo",
+		Leader: &cluster.Leader{Name: "n2"},
+		Status: cluster.Status{Optime: 0x4000000, Slots: map[string]int64{"n3": 0x4000000}},
+		Members: map[string]*cluster.Member{
+			"n2": {Name: "n2", State: "running", Role: "primary", Timeline: 1, XLogLocation: lsn(0x4000000)},
+			"n3": {Name: "n3", State: "running", Role: "replica", ReplicationState: "streaming", Timeline: 1, XLogLocation: lsn(0x3000000)},
+		},
+	}
+	r := Rows(c)[1]
+	if r.LagBytes == nil || *r.LagBytes != 0 || *r.LagMB != 0 {
+		t.Fatalf("n3 row %+v, want 0 bytes of lag", r)
+	}
+	if r.LSN != "0/3000000" {
+		t.Errorf("LSN column %q, want the member's own xlog_location 0/3000000", r.LSN)
+	}
+	delete(c.Status.Slots, "n3")
+	if r := Rows(c)[1]; r.LagBytes == nil || *r.LagBytes != 16<<20 {
+		t.Fatalf("without the slot: n3 row %+v, want 16 MB of lag", r)
+	}
+}

@@ -230,13 +230,14 @@ func DataLossMessage(c *cluster.Cluster, candidate *cluster.Member) string {
 		return fmt.Sprintf("the old leader's last WAL position is unknown: WAL it acknowledged beyond %s (the position of %s) may be lost",
 			cluster.FormatLSN(*candidate.XLogLocation), candidate.Name)
 	}
-	lag := c.Status.Optime - *candidate.XLogLocation
+	pos, _ := c.Position(candidate)
+	lag := c.Status.Optime - pos
 	if lag <= 0 {
 		return fmt.Sprintf("%s has received all WAL up to the old leader's last reported position %s: no acknowledged WAL is expected to be lost",
 			candidate.Name, cluster.FormatLSN(c.Status.Optime))
 	}
 	return fmt.Sprintf("up to %s of WAL acknowledged by the old leader may be lost (%s is at %s, the old leader last reported %s)",
-		HumanBytes(lag), candidate.Name, cluster.FormatLSN(*candidate.XLogLocation), cluster.FormatLSN(c.Status.Optime))
+		HumanBytes(lag), candidate.Name, cluster.FormatLSN(pos), cluster.FormatLSN(c.Status.Optime))
 }
 
 // HumanBytes renders a byte count with a binary unit: "512 bytes",

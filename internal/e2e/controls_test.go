@@ -377,6 +377,18 @@ func TestOperatorControls(t *testing.T) {
 			t.Fatalf("reinit: %v\n%s", err, out)
 		}
 		waitFor(t, c, 2*time.Minute, "healthy after reinit", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
+		// At once, while its key may still be from its first loop: a
+		// just-reinitialized replica that streams is an eligible
+		// candidate, not one that "lags" by the WAL segment its own base
+		// backup switched to.
+		at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		if code, body := apiCall(t, c, leader, "POST", "/switchover",
+			map[string]string{"leader": leader, "candidate": replica, "scheduled_at": at}, "right"); code != http.StatusAccepted {
+			t.Fatalf("switchover to the just-reinitialized %s: %d %s", replica, code, body)
+		}
+		if code, body := apiCall(t, c, leader, "DELETE", "/switchover", nil, "right"); code != http.StatusOK {
+			t.Fatalf("cancel: %d %s", code, body)
+		}
 	})
 
 	t.Run("scheduled restart", func(t *testing.T) {

@@ -63,10 +63,35 @@ func candidateProblem(o Observation, m *cluster.Member) string {
 	case o.Config.SynchronousMode.Enabled() && !o.Cluster.Sync.Has(m.Name):
 		return "synchronous mode is on and it is not a synchronous standby"
 	}
-	if lag := o.PG.WriteLSN - *m.XLogLocation; lag > o.Config.MaximumLagOnFailover {
+	if lag := o.PG.WriteLSN - candidatePosition(o, m); lag > o.Config.MaximumLagOnFailover {
 		return fmt.Sprintf("it lags %d bytes behind (maximum_lag_on_failover %d)", lag, o.Config.MaximumLagOnFailover)
 	}
 	return ""
+}
+
+// candidatePosition is the WAL position of replica m to compare with this
+// leader's o.PG.WriteLSN: the larger of m's published xlog_location and
+// what pg_stat_replication reports m has flushed. The flush position comes
+// from the same observation as WriteLSN; m's key may be a loop older and
+// miss WAL m received since (after a clone it can sit a whole WAL segment
+// behind, at the position where its WAL receiver started).
+func candidatePosition(o Observation, m *cluster.Member) int64 {
+	pos := int64(0)
+	if m.XLogLocation != nil {
+		pos = *m.XLogLocation
+	}
+	if flush, ok := o.PG.StandbyFlush[m.Name]; ok && flush > pos {
+		pos = flush
+	}
+	return pos
+}
+
+// LeaderStatus is the status key a leader writes from observation o: its
+// WAL position and the flush position of every member streaming directly
+// from it (cluster.StatusFrom), both from this one observation. Readers
+// compare a replica with the optime through Cluster.Position.
+func LeaderStatus(o Observation) cluster.Status {
+	return cluster.StatusFrom(o.Cluster, o.Self.Name, o.PG.WriteLSN, o.PG.StandbyFlush)
 }
 
 // bestCandidate is the eligible replica with the most WAL, ties broken by
@@ -79,7 +104,7 @@ func bestCandidate(o Observation) string {
 		if m.Name == o.Self.Name || candidateProblem(o, m) != "" {
 			continue
 		}
-		lsn, prio := *m.XLogLocation, m.EffectiveTags().Priority()
+		lsn, prio := candidatePosition(o, m), m.EffectiveTags().Priority()
 		if best == "" || lsn > bestLSN || (lsn == bestLSN && prio > bestPrio) {
 			best, bestLSN, bestPrio = m.Name, lsn, prio
 		}

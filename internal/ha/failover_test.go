@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,32 @@ func TestDecideFailoverKey(t *testing.T) {
 				return o
 			}(),
 			want: []Kind{ClearFailover, LeaderHousekeeping}, reason: "lags",
+		},
+		{
+			// The figures of the failed TestOperatorControls run: n2's key
+			// is from its first loop after a clone, taken as its WAL
+			// receiver started at 0/3000000; this leader's observation
+			// shows n2 has flushed all its WAL since.
+			name: "candidate caught up per pg_stat_replication, key a segment behind: handed over",
+			obs: func() Observation {
+				o := switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n2"})
+				o.Cluster.Members["n2"].XLogLocation = lsn(0x3000000)
+				o.PG.WriteLSN = 0x40222E8
+				o.PG.StandbyFlush = map[string]int64{"n2": 0x40222E8}
+				return o
+			}(),
+			want: []Kind{HandOver}, target: "n2",
+		},
+		{
+			name: "candidate lagging per key and pg_stat_replication: cancelled",
+			obs: func() Observation {
+				o := switchoverWorld("n1", &cluster.Failover{Leader: "n1", Member: "n2"})
+				o.Cluster.Members["n2"].XLogLocation = lsn(0x3000000)
+				o.PG.WriteLSN = 0x40222E8
+				o.PG.StandbyFlush = map[string]int64{"n2": 0x3000000, "n3": 0x40222E8}
+				return o
+			}(),
+			want: []Kind{ClearFailover, LeaderHousekeeping}, reason: "lags 16917224 bytes",
 		},
 		{
 			name: "candidate that does not stream: cancelled",
@@ -194,5 +221,27 @@ func TestPauseSuspendsAutomaticActions(t *testing.T) {
 	}))
 	if !d.Is(Demote) {
 		t.Fatalf("paused primary whose key another member holds: %s (%s), want demote", d.Summary(), d.Reason)
+	}
+}
+
+func TestLeaderStatus(t *testing.T) {
+	o := switchoverWorld("n1", nil)
+	o.PG.WriteLSN = 0x40222E8
+	o.PG.StandbyFlush = map[string]int64{
+		"n2":            0x40222E8,
+		"n3":            0, // connected, no feedback yet
+		"n1":            0x40222E8,
+		"pg_receivewal": 0x4000000, // not a member
+	}
+	o.Cluster.Members["Big-Name"] = &cluster.Member{Name: "Big-Name"}
+	o.PG.StandbyFlush["Big-Name"] = 0x4000000
+	got := LeaderStatus(o)
+	want := cluster.Status{Optime: 0x40222E8, Slots: map[string]int64{"n2": 0x40222E8, "big_name": 0x4000000}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LeaderStatus() = %+v, want %+v", got, want)
+	}
+	o.PG.StandbyFlush = nil
+	if got := LeaderStatus(o); got.Slots != nil || got.Optime != 0x40222E8 {
+		t.Errorf("without standbys: %+v", got)
 	}
 }

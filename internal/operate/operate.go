@@ -112,7 +112,8 @@ func BestCandidate(c *cluster.Cluster) string {
 		if m.Name == leader || candidateProblem(c, m) != "" {
 			continue
 		}
-		lsn, prio := *m.XLogLocation, m.EffectiveTags().Priority()
+		lsn, _ := c.Position(m)
+		prio := m.EffectiveTags().Priority()
 		if best == "" || lsn > bestLSN || lsn == bestLSN && prio > bestPrio {
 			best, bestLSN, bestPrio = m.Name, lsn, prio
 		}
@@ -142,14 +143,16 @@ func CheckFailover(c *cluster.Cluster, candidate string) (cluster.Failover, int6
 		return none, 0, &PreconditionError{Reason: why}
 	}
 	loss := int64(-1)
-	if m.XLogLocation != nil {
-		loss = max(0, optime(c)-*m.XLogLocation)
+	if pos, ok := c.Position(m); ok {
+		loss = max(0, optime(c)-pos)
 	}
 	return cluster.Failover{Member: candidate}, loss, nil
 }
 
 // optime is the last known leader WAL position: the status key's optime,
-// or the leader's own report when that is further.
+// or the leader's own report when that is further. Replicas are compared
+// with it through Cluster.Position, which includes the position the leader
+// saw them flush when it wrote the optime.
 func optime(c *cluster.Cluster) int64 {
 	opt := c.Status.Optime
 	if lm := c.LeaderMember(); lm != nil && lm.XLogLocation != nil && *lm.XLogLocation > opt {
@@ -189,10 +192,11 @@ func candidateProblem(c *cluster.Cluster, m *cluster.Member) string {
 	if why := tagProblem(m); why != "" {
 		return why
 	}
-	if m.XLogLocation == nil {
+	pos, ok := c.Position(m)
+	if m.XLogLocation == nil || !ok {
 		return fmt.Sprintf("candidate %q has not reported its WAL position", m.Name)
 	}
-	if lag, limit := optime(c)-*m.XLogLocation, maxLag(c); lag > limit {
+	if lag, limit := optime(c)-pos, maxLag(c); lag > limit {
 		return fmt.Sprintf("candidate %q lags %d bytes behind (maximum_lag_on_failover %d)", m.Name, lag, limit)
 	}
 	if c.Config != nil && c.Config.SynchronousMode.Enabled() && !c.Sync.Has(m.Name) {

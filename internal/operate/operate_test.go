@@ -101,6 +101,27 @@ func TestCheckSwitchover(t *testing.T) {
 			c.Status.Optime = 0
 			c.Members["pg1"].XLogLocation = i64(opt + 2*mb)
 		}, leader: "pg1", candidate: "pg2", want: pre, msg: "lags"},
+		// The figures of the failed TestOperatorControls run: pg2's key is
+		// from its first loop after a clone (its WAL receiver had just
+		// started at 0/3000000), the optime from the leader's loop after
+		// another member's base backup switched WAL segments; the leader
+		// saw pg2 flush everything when it wrote that optime.
+		{name: "caught up per the leader's slot although the key is a segment behind", mod: func(c *cluster.Cluster) {
+			c.Status = cluster.Status{Optime: 0x40222E8, Slots: map[string]int64{"pg2": 0x40222E8}}
+			c.Members["pg1"].XLogLocation = i64(0x40222E8)
+			c.Members["pg2"].XLogLocation = i64(0x3000000)
+		}, leader: "pg1", candidate: "pg2", failover: cluster.Failover{Leader: "pg1", Member: "pg2"}},
+		{name: "a slot behind the key does not hide the key", mod: func(c *cluster.Cluster) {
+			c.Status.Slots = map[string]int64{"pg2": opt - 5*mb}
+		}, leader: "pg1", candidate: "pg2", failover: cluster.Failover{Leader: "pg1", Member: "pg2"}},
+		{name: "lagging per key and slot", mod: func(c *cluster.Cluster) {
+			c.Status.Slots = map[string]int64{"pg2": opt - 3*mb}
+			c.Members["pg2"].XLogLocation = i64(opt - 4*mb)
+		}, leader: "pg1", candidate: "pg2", want: pre, msg: `candidate "pg2" lags 3145728 bytes behind`},
+		{name: "the slot of another member does not count", mod: func(c *cluster.Cluster) {
+			c.Status.Slots = map[string]int64{"pg3": opt}
+			c.Members["pg2"].XLogLocation = i64(opt - 2*mb)
+		}, leader: "pg1", candidate: "pg2", want: pre, msg: "lags"},
 		{name: "lag within the limit", mod: func(c *cluster.Cluster) { c.Members["pg2"].XLogLocation = i64(opt - mb) },
 			leader: "pg1", candidate: "pg2", failover: cluster.Failover{Leader: "pg1", Member: "pg2"}},
 		{name: "only the leader", mod: func(c *cluster.Cluster) { delete(c.Members, "pg2"); delete(c.Members, "pg3") },

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 // Credentials are a PostgreSQL role name and its password.
@@ -199,23 +201,9 @@ func (i *Instance) LogFile() string { return filepath.Join(i.runDir, "postgresql
 // queries open new connections. Close does not stop PostgreSQL.
 func (i *Instance) Close() { i.pool.reset() }
 
-// SlotName converts a member name into a valid replication slot name:
-// lower-case, characters other than [a-z0-9_] replaced by '_', at most 63
-// bytes.
-func SlotName(member string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(member) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-		if b.Len() >= 63 {
-			break
-		}
-	}
-	return b.String()
-}
+// SlotName converts a member name into a valid replication slot name
+// (cluster.SlotName).
+func SlotName(member string) string { return cluster.SlotName(member) }
 
 // ParseHostPort splits "host:port" (IPv6 hosts in brackets) and validates
 // the port.

@@ -40,6 +40,12 @@ type State struct {
 	ReceiveLSN int64
 	// ReplayLSN is pg_last_wal_replay_lsn() on a standby.
 	ReplayLSN int64
+	// ReceiveStartLSN is pg_stat_wal_receiver.receive_start_lsn: the
+	// segment boundary where the running WAL receiver started streaming
+	// (0 without one). pg_last_wal_receive_lsn() starts out at it, so
+	// while ReceiveLSN equals it the receiver has received nothing yet
+	// and the standby may be about to catch up.
+	ReceiveStartLSN int64
 	// ReplicationState is "streaming" when the WAL receiver is streaming,
 	// "in archive recovery" on other standbys, "" on a primary.
 	ReplicationState string
@@ -81,7 +87,8 @@ const stateSQL = `SELECT r,
        pg_last_xact_replay_timestamp()
 FROM (SELECT pg_is_in_recovery() AS r OFFSET 0) s`
 
-const receiverSQL = `SELECT coalesce(status, ''), coalesce(received_tli, 0), coalesce(conninfo, '')
+const receiverSQL = `SELECT coalesce(status, ''), coalesce(received_tli, 0), coalesce(conninfo, ''),
+       coalesce(receive_start_lsn::text, '')
 FROM pg_stat_wal_receiver`
 
 const replicationSQL = `SELECT coalesce(application_name, ''), coalesce(host(client_addr), ''),
@@ -123,11 +130,14 @@ func (i *Instance) Query(ctx context.Context) (State, error) {
 			if s.ReplayLSN, err = optLSN(replay); err != nil {
 				return err
 			}
-			var status, conninfo string
+			var status, conninfo, start string
 			var tli int32
-			err := c.QueryRow(ctx, receiverSQL).Scan(&status, &tli, &conninfo)
+			err := c.QueryRow(ctx, receiverSQL).Scan(&status, &tli, &conninfo, &start)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("query wal receiver: %w", err)
+			}
+			if s.ReceiveStartLSN, err = optLSN(&start); err != nil {
+				return err
 			}
 			s.ReplicationState = cluster.ReplicationArchive
 			if status == "streaming" {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 // TestReplicationFailoverRewind builds a primary and a streaming replica,
@@ -79,6 +81,11 @@ func TestReplicationFailoverRewind(t *testing.T) {
 	sb := b.state(t)
 	if sb.ReceiveLSN < sa.WriteLSN || sb.SystemIdentifier != sa.SystemIdentifier {
 		t.Errorf("replica state %+v, primary %+v", sb, sa)
+	}
+	// The receiver started at a segment boundary at or before what it
+	// has received since.
+	if st := sb.ReceiveStartLSN; st <= 0 || st%(16<<20) != 0 || st > sb.ReceiveLSN {
+		t.Errorf("receive start %s, received %s", cluster.FormatLSN(st), cluster.FormatLSN(sb.ReceiveLSN))
 	}
 	if sb.ReceiverConnInfo == "" || strings.Contains(sb.ReceiverConnInfo, "rep:pass") || strings.Contains(sb.ReceiverConnInfo, "password") {
 		t.Errorf("receiver conninfo %q", sb.ReceiverConnInfo)

@@ -142,7 +142,7 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 		}
 	case ha.LeaderHousekeeping:
 		if o.Cluster != nil {
-			return c.writeStatus(c.deadline(rt), cluster.Status{Optime: o.PG.WriteLSN})
+			return c.writeStatus(c.deadline(rt), ha.LeaderStatus(o))
 		}
 	default:
 		return fmt.Errorf("unknown action %v", act.Kind)
