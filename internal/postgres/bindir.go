@@ -58,7 +58,8 @@ func ResolveBinDir(explicit string) (dir, reason string, err error) {
 }
 
 // FindBinDir finds the installed PostgreSQL server binaries: the newest
-// major version under /usr/lib/postgresql/<major>/bin (Debian's layout)
+// major version under /usr/lib/postgresql/<major>/bin (Debian's layout;
+// <major> a version number such as 15 or 9.6)
 // that holds every program Regent needs, else the directory that
 // `pg_config --bindir` names when pg_config is on PATH and that directory
 // holds them. The reason says where the directory came from. The error
@@ -76,13 +77,22 @@ type binDirSearch struct {
 
 func (s binDirSearch) find() (string, string, error) {
 	var notes []string
-	dirs, _ := filepath.Glob(s.glob)
-	// Newest major version first: compare the version directory's name
-	// as numbers ("9.6" < "15"), unparsable names last.
-	slices.SortStableFunc(dirs, func(a, b string) int {
-		return compareVersions(filepath.Base(filepath.Dir(b)), filepath.Base(filepath.Dir(a)))
-	})
-	for _, d := range dirs {
+	matches, _ := filepath.Glob(s.glob)
+	// Only version directories ("9.6", "15"), newest first, compared as
+	// numbers.
+	type versionDir struct {
+		dir     string
+		version []int
+	}
+	var dirs []versionDir
+	for _, d := range matches {
+		if v, ok := parseVersion(filepath.Base(filepath.Dir(d))); ok {
+			dirs = append(dirs, versionDir{d, v})
+		}
+	}
+	slices.SortStableFunc(dirs, func(a, b versionDir) int { return slices.Compare(b.version, a.version) })
+	for _, vd := range dirs {
+		d := vd.dir
 		if b := missingBinary(d); b != "" {
 			notes = append(notes, fmt.Sprintf("%s lacks %s", d, b))
 			continue
@@ -122,22 +132,7 @@ func pgConfigBinDir(prog string) (string, error) {
 	return d, nil
 }
 
-// compareVersions orders dotted version names numerically; a name that is
-// not one sorts before every version.
-func compareVersions(a, b string) int {
-	pa, oka := parseVersion(a)
-	pb, okb := parseVersion(b)
-	switch {
-	case !oka && !okb:
-		return strings.Compare(a, b)
-	case !oka:
-		return -1
-	case !okb:
-		return 1
-	}
-	return slices.Compare(pa, pb)
-}
-
+// parseVersion parses a dotted version name such as "9.6" or "15".
 func parseVersion(s string) ([]int, bool) {
 	var v []int
 	for _, f := range strings.Split(s, ".") {

@@ -41,6 +41,7 @@ func TestFindBinDirNewestComplete(t *testing.T) {
 	// A newer major version with only the client programs (no server
 	// package) is not a server directory.
 	fakeBinDir(t, filepath.Join(root, "16", "bin"), "pg_basebackup", "pg_rewind")
+	// Not a version directory: ignored, as by scripts/lib.sh.
 	fakeBinDir(t, filepath.Join(root, "devel", "bin"), requiredBinaries...)
 	got, reason, err := binDirSearch{glob: filepath.Join(root, "*", "bin")}.find()
 	if err != nil {
@@ -98,14 +99,14 @@ func TestResolveBinDirExplicitWins(t *testing.T) {
 	}
 }
 
-func TestCompareVersions(t *testing.T) {
+func TestParseVersion(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		a, b string
-		want int
-	}{{"9.6", "15", -1}, {"15", "9.6", 1}, {"15", "15", 0}, {"10", "9.6", 1}, {"devel", "9.6", -1}, {"17", "16", 1}} {
-		if got := compareVersions(c.a, c.b); got != c.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		name string
+		ok   bool
+	}{{"9.6", true}, {"15", true}, {"devel", false}, {"15beta1", false}, {"", false}, {"1..2", false}} {
+		if _, ok := parseVersion(c.name); ok != c.ok {
+			t.Errorf("parseVersion(%q) ok = %v, want %v", c.name, ok, c.ok)
 		}
 	}
 }
