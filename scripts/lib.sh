@@ -64,17 +64,30 @@ apt_install() {
 
 # pg_install_prepare tells Debian's postgresql-common not to create and
 # start its own "main" cluster when a server package is installed: Regent
-# runs its own data directories. The drop-in file is removed again by
-# pg_install_done, so later server installs behave as Debian's default.
-cc_dropin=/etc/postgresql-common/createcluster.d/regent-no-main-cluster.conf
+# runs its own data directories. The drop-in file (and its directory, when
+# this created it) is removed again by pg_install_done, or on exit when the
+# install fails, so later server installs behave as Debian's default.
+cc_dir=/etc/postgresql-common/createcluster.d
+cc_dropin=$cc_dir/regent-no-main-cluster.conf
+cc_made_dir=
 pg_install_prepare() {
-  as_root mkdir -p "$(dirname "$cc_dropin")"
+  if [ ! -d "$cc_dir" ]; then
+    as_root mkdir -p "$cc_dir"
+    cc_made_dir=1
+  fi
+  trap pg_install_cleanup EXIT
   echo "create_main_cluster = false" | as_root tee "$cc_dropin" >/dev/null
 }
-pg_install_done() {
+pg_install_cleanup() {
   as_root rm -f "$cc_dropin"
+  if [ -n "$cc_made_dir" ]; then as_root rmdir --ignore-fail-on-non-empty "$cc_dir"; fi
+  cc_made_dir=
+}
+pg_install_done() {
+  pg_install_cleanup
+  trap - EXIT
   local d
-  d=$(pg_server_dir) || die "the PostgreSQL server is still not found after installing it (looked in /usr/lib/postgresql/*/bin and pg_config --bindir)"
+  d=$(pg_server_dir) || die "the PostgreSQL server is still not found after installing it (looked in $pg_lib/*/bin and pg_config --bindir)"
   say "PostgreSQL server installed: $d"
 }
 
