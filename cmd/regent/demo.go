@@ -24,6 +24,6 @@ func demoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Dir, "dir", demo.DefaultDir, "directory for the demo's etcd, data directories, logs and demo.env")
 	cmd.Flags().IntVar(&o.PortBase, "port-base", 23790, "first of the ports used on 127.0.0.1 (etcd; PostgreSQL at +11..; REST at +21..)")
 	cmd.Flags().IntVar(&o.Members, "members", 3, "number of members")
-	cmd.Flags().StringVar(&o.BinDir, "bin-dir", "", "PostgreSQL binary directory (default /usr/lib/postgresql/15/bin)")
+	cmd.Flags().StringVar(&o.BinDir, "bin-dir", "", "PostgreSQL server binary directory (default: the installed server's, the newest /usr/lib/postgresql/<major>/bin or pg_config --bindir)")
 	return cmd
 }

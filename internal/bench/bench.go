@@ -14,14 +14,26 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/postgres"
 )
 
-// PGBinDir is where the PostgreSQL 15 server binaries are.
-const PGBinDir = "/usr/lib/postgresql/15/bin"
+// PGBinDir is the PostgreSQL server both systems run: the installed one
+// postgres.FindBinDir finds, "" when there is none (CheckPrerequisites
+// then says what to install).
+func PGBinDir() string {
+	d, _ := pgBinDir()
+	return d
+}
+
+var pgBinDir = sync.OnceValues(func() (string, error) {
+	d, _, err := postgres.FindBinDir()
+	return d, err
+})
 
 // Profile is a timing profile. TTL 0 means each system's own defaults.
 type Profile struct {

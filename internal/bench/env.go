@@ -72,7 +72,7 @@ func Gather(o Options, command string) Environment {
 	} else {
 		e.Etcd = commandLine(o.EtcdBinary, "--version") + " (" + o.EtcdBinary + ", Debian etcd-server, one external process per cluster)"
 	}
-	e.Postgres = commandLine(PGBinDir+"/postgres", "--version")
+	e.Postgres = commandLine(PGBinDir()+"/postgres", "--version")
 	e.Kernel = readFirstLine("/proc/sys/kernel/osrelease")
 	e.OS = "Debian " + readFirstLine("/etc/debian_version")
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -119,8 +119,8 @@ func embeddedEtcdVersion() string {
 
 // CheckPrerequisites reports what is missing to run the given systems.
 func CheckPrerequisites(systems []string) error {
-	if _, err := os.Stat(PGBinDir + "/postgres"); err != nil {
-		return fmt.Errorf("PostgreSQL 15 server binaries not found in %s (apt-get install -y postgresql-15)", PGBinDir)
+	if _, err := pgBinDir(); err != nil {
+		return err
 	}
 	if os.Geteuid() == 0 {
 		if _, err := postgresCredential(); err != nil {

@@ -129,7 +129,7 @@ func newPatroni(dir string, etcd []string, p Profile, sync bool, pgParams map[st
 				"listen":          "127.0.0.1:" + strconv.Itoa(pg),
 				"connect_address": "127.0.0.1:" + strconv.Itoa(pg),
 				"data_dir":        m.DataDir,
-				"bin_dir":         PGBinDir,
+				"bin_dir":         PGBinDir(),
 				"pgpass":          filepath.Join(mdir, "pgpass"),
 				"authentication": map[string]any{
 					"superuser":   map[string]any{"username": "postgres", "password": s.superPass},

@@ -49,7 +49,7 @@ func newRegent(dir, binary string, etcd []string, p Profile, sync bool, pgParams
 		Binary: binary,
 		Scope:  "bench",
 		Etcd:   etcd,
-		BinDir: PGBinDir,
+		BinDir: PGBinDir(),
 		DCS:    &dcs,
 	}
 	s := &regentSystem{}

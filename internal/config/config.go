@@ -96,8 +96,10 @@ type PostgreSQLConfig struct {
 	// DataDir is the PostgreSQL data directory. Required; absolute after
 	// Load (relative paths are resolved against the file's directory).
 	DataDir string `yaml:"data_dir"`
-	// BinDir holds initdb, pg_ctl, pg_rewind, pg_basebackup; default
-	// "/usr/lib/postgresql/15/bin".
+	// BinDir holds postgres, initdb, pg_ctl, pg_rewind, pg_basebackup;
+	// default "" = the installed server's (the newest
+	// /usr/lib/postgresql/<major>/bin, else pg_config --bindir), found
+	// when the agent starts.
 	BinDir string `yaml:"bin_dir"`
 	// RunAsUser is the OS user that runs PostgreSQL when Regent runs as
 	// root; default "postgres".

@@ -169,7 +169,7 @@ func TestDefaults(t *testing.T) {
 			}
 			if c.Namespace != "/service" || c.RestAPI.Listen != "127.0.0.1:8008" || c.RestAPI.ConnectAddress != "127.0.0.1:8008" ||
 				c.PostgreSQL.Listen != "127.0.0.1:5432" || c.PostgreSQL.ConnectAddress != "127.0.0.1:5432" ||
-				c.PostgreSQL.BinDir != "/usr/lib/postgresql/15/bin" || c.PostgreSQL.RunAsUser != "postgres" ||
+				c.PostgreSQL.BinDir != "" || c.PostgreSQL.RunAsUser != "postgres" ||
 				c.PostgreSQL.Authentication.Superuser.Username != "postgres" ||
 				c.PostgreSQL.Authentication.Replication.Username != "replicator" ||
 				c.Etcd.DialTimeout != config.Duration(2*time.Second) || c.Log.Level != "info" || c.Log.Format != "text" {

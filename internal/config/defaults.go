@@ -29,7 +29,6 @@ func baseDefaults() Config {
 		},
 		PostgreSQL: PostgreSQLConfig{
 			Listen:    "127.0.0.1:5432",
-			BinDir:    "/usr/lib/postgresql/15/bin",
 			RunAsUser: "postgres",
 			Authentication: Authentication{
 				Superuser:   Credentials{Username: "postgres"},

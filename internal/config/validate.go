@@ -114,9 +114,6 @@ func (p *PostgreSQLConfig) validate() []error {
 	case !filepath.IsAbs(p.DataDir):
 		bad("postgresql.data_dir %q must be an absolute path", p.DataDir)
 	}
-	if p.BinDir == "" {
-		bad("postgresql.bin_dir must not be empty: set it to the directory holding initdb and pg_ctl")
-	}
 	if p.RunAsUser == "" {
 		bad("postgresql.run_as_user must not be empty: set it to the OS user owning the data directory")
 	}

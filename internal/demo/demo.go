@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/regent-ha/regent/internal/ctl"
@@ -50,10 +53,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.RestartDelay == 0 {
 		o.RestartDelay = 8 * time.Second
 	}
-	if o.BinDir == "" {
-		o.BinDir = postgres.DefaultBinDir
-	}
-	if err := postgres.CheckBinaries(o.BinDir); err != nil {
+	binDir, binReason, err := postgres.ResolveBinDir(o.BinDir)
+	if err != nil {
 		return err
 	}
 	dir, err := filepath.Abs(o.Dir)
@@ -75,7 +76,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer etcd.Close()
 
-	spec := localcluster.Spec{Dir: dir, Binary: self, Scope: "demo", Etcd: []string{clientURL}, BinDir: o.BinDir}
+	// Every member runs the same server, resolved once here.
+	spec := localcluster.Spec{Dir: dir, Binary: self, Scope: "demo", Etcd: []string{clientURL}, BinDir: binDir}
 	for i := 1; i <= o.Members; i++ {
 		spec.Members = append(spec.Members, localcluster.MemberSpec{
 			Name: "n" + strconv.Itoa(i), PGPort: o.PortBase + 10 + i, APIPort: o.PortBase + 20 + i,
@@ -103,6 +105,7 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintln(o.Out, "demo stopped; run the same command again to restart this cluster")
 	}()
 
+	fmt.Fprintf(o.Out, "PostgreSQL server: %s (%s)\n", binDir, binReason)
 	fmt.Fprintf(o.Out, "starting a %d-member Regent cluster in %s (logs: %s/n*/regent.log)...\n", o.Members, dir, dir)
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	view, err := c.WaitHealthy(wctx)
@@ -173,11 +176,42 @@ func writeEnv(c *localcluster.Cluster) error {
 	}
 	// libpq multi-host DSN that always lands on the writable member.
 	fmt.Fprintf(f, "export REGENT_DSN_PRIMARY='host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write'\n", hosts, ports)
-	pgpass := ""
-	for _, m := range c.Spec.Members {
-		pgpass += fmt.Sprintf("127.0.0.1:%d:*:postgres:%s\n", m.PGPort, c.Password("superuser"))
+	return writePGPass(filepath.Join(c.Spec.Dir, "secrets", "pgpass"), map[string]string{
+		"postgres":   c.Password("superuser"),
+		"replicator": c.Password("replication"),
+	})
+}
+
+// writePGPass writes a libpq password file (mode 0600, which libpq
+// requires) with one line per role that matches any host, port and
+// database: psql then finds the password whether it connects to a member
+// directly or through a load balancer (HAProxy) on a port of its own. It
+// is the demo's own file, used only where demo.env sets PGPASSFILE.
+func writePGPass(path string, passwords map[string]string) error {
+	var b strings.Builder
+	b.WriteString("# hostname:port:database:username:password (Regent demo)\n")
+	for _, role := range slices.Sorted(maps.Keys(passwords)) {
+		fmt.Fprintf(&b, "*:*:*:%s:%s\n", pgpassEscape(role), pgpassEscape(passwords[role]))
 	}
-	return os.WriteFile(filepath.Join(c.Spec.Dir, "secrets", "pgpass"), []byte(pgpass), 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	// An existing file keeps its mode on open: narrow it before writing.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// pgpassEscape escapes the characters that are special in a pgpass field.
+func pgpassEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s)
 }
 
 func printHowTo(w io.Writer, c *localcluster.Cluster) {
@@ -195,6 +229,8 @@ In another terminal:
   regent list                       # members, roles, timelines, lag
   psql "$REGENT_DSN_PRIMARY"         # always the writable member
   curl -s $REGENT_API_N1/primary     # HAProxy-style health check (200 on the leader)
+psql through a load balancer on any other port finds the password too
+(PGPASSFILE: one line per role for every host and port).
 Kill a member (its agent and/or its postmaster) and watch a replica take over;
 the demo restarts a dead member after a few seconds and it rejoins as a replica.
 Ctrl-C stops everything.

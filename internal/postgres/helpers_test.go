@@ -22,15 +22,13 @@ const (
 	testReplPassword  = `rep:pass\word 'x'`
 )
 
-// pgBinDir returns the PostgreSQL 15 binaries, or skips the test.
+// pgBinDir returns the PostgreSQL server binaries ($REGENT_PG_BIN_DIR, or
+// the installed ones FindBinDir finds), or skips the test.
 func pgBinDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("REGENT_PG_BIN_DIR")
-	if dir == "" {
-		dir = "/usr/lib/postgresql/15/bin"
-	}
-	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
-		t.Skipf("PostgreSQL binaries not available in %s", dir)
+	dir, _, err := ResolveBinDir(os.Getenv("REGENT_PG_BIN_DIR"))
+	if err != nil {
+		t.Skipf("PostgreSQL binaries not available: %v", err)
 	}
 	return dir
 }

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,7 +32,8 @@ type Credentials struct {
 
 // Options configure an Instance.
 type Options struct {
-	// BinDir holds the PostgreSQL 15 server binaries.
+	// BinDir holds the PostgreSQL server binaries; "" = the directory
+	// FindBinDir finds (logged, with where it came from).
 	BinDir string
 	// DataDir is the data directory. Regent also uses the sibling directory
 	// DataDir+".run" for sockets, the server log and password files.
@@ -86,34 +86,14 @@ type Instance struct {
 	syncQuorum int
 }
 
-// requiredBinaries are the programs New checks for in BinDir.
-var requiredBinaries = []string{"postgres", "initdb", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_controldata"}
-
-// DefaultBinDir is where Debian's postgresql-15 package installs the server.
-const DefaultBinDir = "/usr/lib/postgresql/15/bin"
-
-// CheckBinaries reports, with the command that fixes it, when a program
-// Regent needs is missing from binDir.
-func CheckBinaries(binDir string) error {
-	for _, b := range requiredBinaries {
-		p := filepath.Join(binDir, b)
-		st, err := os.Stat(p)
-		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("PostgreSQL 15 binaries not found in %s: install them with `apt-get install -y postgresql-15` (Debian) or set postgresql.bin_dir (missing %s)", binDir, b)
-		}
-	}
-	return nil
-}
-
 // New validates the options and returns an Instance. It does not touch the
 // data directory.
 func New(o Options) (*Instance, error) {
-	if o.BinDir == "" {
-		return nil, errors.New("postgres: bin_dir is empty; set postgresql.bin_dir")
-	}
-	if err := CheckBinaries(o.BinDir); err != nil {
+	binDir, binReason, err := ResolveBinDir(o.BinDir)
+	if err != nil {
 		return nil, err
 	}
+	o.BinDir = binDir
 	if o.DataDir == "" {
 		return nil, errors.New("postgres: data_dir is empty")
 	}
@@ -161,6 +141,7 @@ func New(o Options) (*Instance, error) {
 		connectH: connectHost(host),
 		exited:   make(chan struct{}, 1),
 	}
+	i.log.Info("using PostgreSQL server binaries", "bin_dir", binDir, "reason", binReason)
 	for name := range o.Parameters {
 		if protectedParameters[strings.ToLower(name)] {
 			i.log.Warn("ignoring parameter that Regent controls itself", "parameter", name)

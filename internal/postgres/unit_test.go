@@ -14,7 +14,7 @@ func TestNewBadBinDir(t *testing.T) {
 	if err == nil {
 		t.Fatal("New succeeded with an empty bin dir")
 	}
-	for _, want := range []string{"PostgreSQL 15 binaries not found in " + dir, "apt-get install -y postgresql-15", "postgresql.bin_dir"} {
+	for _, want := range []string{"PostgreSQL server binaries not found in " + dir, "apt-get install -y postgresql`", "postgresql.bin_dir"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -249,5 +249,23 @@ func TestDataDirState(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(foreign); len(ents) != 1 {
 		t.Errorf("foreign dir now has %d entries", len(ents))
+	}
+}
+
+// TestNewFindsBinDir: with no bin_dir, New uses the installed server
+// binaries instead of refusing.
+func TestNewFindsBinDir(t *testing.T) {
+	t.Parallel()
+	want, _, err := FindBinDir()
+	if err != nil {
+		t.Skipf("no PostgreSQL server installed: %v", err)
+	}
+	i, err := New(Options{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	if got := i.bin("postgres"); got != filepath.Join(want, "postgres") {
+		t.Errorf("postgres program %s, want it in %s", got, want)
 	}
 }
