@@ -38,4 +38,3 @@ func (w *receiverWatch) observe(st postgres.State, now time.Time, window time.Du
 	}
 	return st.ReceiveLSN <= st.ReceiveStartLSN && now.Sub(w.startSeen) < window
 }
-
