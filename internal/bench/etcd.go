@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/regent-ha/regent/internal/etcdserver"
+	"github.com/regent-ha/regent/internal/testport"
 )
 
 // DebianEtcd is the etcd binary of Debian's etcd-server package.
@@ -219,12 +219,5 @@ func sumValues(m map[string]float64) float64 {
 	return t
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a TCP port on 127.0.0.1 reserved for this process.
+func freePort() (int, error) { return testport.Get() }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/etcdtest"
 	"github.com/regent-ha/regent/internal/localcluster"
+	"github.com/regent-ha/regent/internal/testport"
 )
 
 // binary is the regent executable built by TestMain.
@@ -44,15 +44,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a currently unused TCP port on 127.0.0.1.
+// freePort returns a TCP port on 127.0.0.1 reserved for this test
+// binary (package testport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // testDir returns a directory the unprivileged PostgreSQL user can reach.

@@ -5,7 +5,6 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
-	"github.com/regent-ha/regent/internal/etcdserver"
 	"net"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,9 @@ import (
 	"testing"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/regent-ha/regent/internal/etcdserver"
+	"github.com/regent-ha/regent/internal/testport"
 )
 
 // startAttempts is how many times Start picks new ports after a bind
@@ -113,21 +115,15 @@ func (s *Server) Restart() error {
 
 // ago.
 func freeURLs() (clientURL, peerURL string, err error) {
-	// Hold both listeners until both ports are known so they differ.
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", "", err
-		}
-		ls = append(ls, l)
+	c, err := testport.Get()
+	if err != nil {
+		return "", "", err
 	}
-	return "http://" + ls[0].Addr().String(), "http://" + ls[1].Addr().String(), nil
+	p, err := testport.Get()
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", c), fmt.Sprintf("http://127.0.0.1:%d", p), nil
 }
 
 // isAddrInUse reports whether err is a bind conflict.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/regent-ha/regent/internal/cluster"
 	"github.com/regent-ha/regent/internal/localcluster"
 	"github.com/regent-ha/regent/internal/procfs"
+	"github.com/regent-ha/regent/internal/testport"
 )
 
 // Mode is the replication mode a scenario runs in.
@@ -294,14 +294,8 @@ func (e *Env) ThawDisks() {
 	}
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a TCP port on 127.0.0.1 reserved for this process.
+func freePort() int { return testport.MustGet() }
 
 func (e *Env) startEtcd() error {
 	var initial []string

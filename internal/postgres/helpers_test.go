@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/regent-ha/regent/internal/testport"
 )
 
 const (
@@ -33,15 +35,15 @@ func pgBinDir(t *testing.T) string {
 	return dir
 }
 
-// freePort returns a currently unused TCP port on 127.0.0.1.
+// freePort returns a TCP port on 127.0.0.1 reserved for this test
+// binary (package testport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // testDir returns a temporary directory the run user can traverse (Go
