@@ -2,11 +2,12 @@ package nemesis
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/postgres"
 )
 
 // TestNemesisSubset is the fast subset of the fault matrix that runs in CI:
@@ -20,8 +21,8 @@ func TestNemesisSubset(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and etcd clusters")
 	}
-	if _, err := os.Stat("/usr/lib/postgresql/15/bin/postgres"); err != nil {
-		t.Skip("PostgreSQL 15 is not installed")
+	if _, _, err := postgres.FindBinDir(); err != nil {
+		t.Fatalf("the fault-injection subset needs a PostgreSQL server (./scripts/test installs one): %v", err)
 	}
 	dir := t.TempDir()
 	regent, etcdNode, err := Build(filepath.Join(dir, "bin"))
