@@ -314,6 +314,7 @@ func (c *actx) finishMove(parent time.Time) (moveResult, error) {
 		return moveResult{}, fmt.Errorf("dcs: move lease: new lease %x expired before the move: %w", to.ID, err)
 	}
 	if err != nil {
+		c.a.s.check.stats.UnresolvedMoves++
 		return moveResult{}, fmt.Errorf("dcs: move lease %x to %x: outcome unknown, will retry: %w", from.ID, to.ID, err)
 	}
 	r := res.(txnResult)

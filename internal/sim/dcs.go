@@ -233,6 +233,15 @@ func (d *dcsServer) snapshot() *cluster.Cluster {
 	return c
 }
 
+// maxTTL is the larger of the run's ttl and the config key's current one.
+func (d *dcsServer) maxTTL() time.Duration {
+	ttl := d.s.dyn.TTLDuration()
+	if e := d.kv[keyConfig]; e != nil {
+		ttl = max(ttl, e.value.(cluster.DynamicConfig).TTLDuration())
+	}
+	return ttl
+}
+
 // history returns the history key's entries.
 func (d *dcsServer) history() []cluster.HistoryEntry {
 	if e := d.kv[keyHistory]; e != nil {

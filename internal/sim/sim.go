@@ -169,6 +169,9 @@ type Stats struct {
 	// LeaseMoves counts the moves of an agent's keys onto a lease with a
 	// new TTL that the DCS confirmed.
 	LeaseMoves int
+	// UnresolvedMoves counts move transactions whose outcome the agent
+	// did not learn (request or reply lost), each retried later.
+	UnresolvedMoves int
 	// Faults counts injected faults by kind.
 	Faults map[string]int
 	// NeedsWatchdog counts stale primaries — a member that kept
