@@ -105,6 +105,7 @@ type snapshot struct {
 func newAgent(m *member, inc int) *agent {
 	a := &agent{m: m, s: m.s, inc: inc, dyn: m.s.dyn}
 	a.requestTimeout = a.dyn.RetryTimeoutDuration()
+	a.cl.ttl = a.dyn.TTLDuration() // the member file's bootstrap.dcs.ttl
 	a.guard.a = a
 	// postgres.New reads synchronous_standby_names back from the managed
 	// postgresql.conf: it survives an agent restart.
@@ -124,6 +125,7 @@ func (a *agent) run(c *actx) {
 	c.connect()
 	// The duplicate-name check reads the member key once.
 	_, _ = c.rpc(c.req(c.deadline(a.requestTimeout)), func(d *dcsServer) (any, error) { return nil, nil })
+	c.readDynamicConfig()
 	a.apiUp, a.watching = true, true
 	for {
 		c.loop()
@@ -131,7 +133,7 @@ func (a *agent) run(c *actx) {
 			return
 		}
 		start := c.mono()
-		wait := a.dyn.LoopWaitDuration()
+		wait := a.loopWait()
 		c.p.waitFor(func() bool {
 			return a.wake || a.taskDone() || a.stopRequest || !a.m.mono().Before(start.Add(wait))
 		})
@@ -147,6 +149,57 @@ func (a *agent) run(c *actx) {
 			c.sleep(minLoopGap)
 		}
 	}
+}
+
+// readDynamicConfig is package agent's: the cluster's dynamic
+// configuration is adopted before the first lease is granted, so that the
+// lease has the cluster's ttl; without an answer the first loop reads it
+// and moves the lease (followTTL).
+func (c *actx) readDynamicConfig() {
+	view, err := c.load(c.deadline(c.a.dyn.RetryTimeoutDuration()))
+	if err != nil || view.Config == nil {
+		return
+	}
+	c.a.applyDynamic(*view.Config)
+}
+
+// loopWait is the pause before the next loop: loop_wait, or at most a
+// second while the lease has another TTL than the configured one.
+func (a *agent) loopWait() time.Duration {
+	d := a.dyn.LoopWaitDuration()
+	if a.cl.leaseTTLOutdated() {
+		d = min(d, time.Second)
+	}
+	return d
+}
+
+// applyDynamic adopts the DCS configuration if it is valid, and the ttl
+// for the leases granted from now on (dcs.Client.SetTTL). With
+// Config.DeadlinesFromConfiguredTTL (the agent before ttl changes were
+// followed) the client keeps asking for the ttl it started with.
+func (a *agent) applyDynamic(cfg cluster.DynamicConfig) {
+	if cfg.Validate() != nil {
+		return
+	}
+	if cfg.TTL != a.dyn.TTL {
+		a.tracef("dynamic configuration: ttl %ds (was %ds)", cfg.TTL, a.dyn.TTL)
+	}
+	a.dyn = cfg
+	if !a.s.cfg.DeadlinesFromConfiguredTTL {
+		a.cl.ttl = cfg.TTLDuration()
+	}
+	a.requestTimeout = cfg.RetryTimeoutDuration() // dcs.Client.SetRequestTimeout
+}
+
+// timing is package agent's timing(): the dynamic configuration whose
+// deadlines apply to the lease this agent holds (ttl: the smaller of the
+// configured one and the lease's). With Config.DeadlinesFromConfiguredTTL
+// it is the configured one, as before the fix.
+func (a *agent) timing() cluster.DynamicConfig {
+	if a.s.cfg.DeadlinesFromConfiguredTTL {
+		return a.dyn
+	}
+	return a.dyn.ForLease(a.lease.TTL)
 }
 
 // notifyWatch delivers a DCS watch event after a network hop.
@@ -206,20 +259,25 @@ func (c *actx) observe() ha.Observation {
 	if err != nil {
 		obs.DCSError = err.Error()
 	} else {
-		if view.Config != nil && view.Config.Validate() == nil {
-			a.dyn = *view.Config
+		if view.Config != nil {
+			a.applyDynamic(*view.Config)
 		}
 		obs.Config = a.dyn
 		if a.releasePending && view.LeaderName() != a.m.name {
 			a.releaseResolved("the leader key no longer names this member")
 		}
 		c.confirmOwnership(view)
+		c.followTTL(view)
 		a.noteUpstream(view)
 		obs.Cluster = view
 	}
 	a.armFences()
 	obs.PG = c.observePostgres()
-	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, TTL: a.lease.TTL, KeyOnMyLease: a.keyOnMyLease}
+	leaseTTL := a.lease.TTL
+	if a.s.cfg.DeadlinesFromConfiguredTTL {
+		leaseTTL = a.dyn.TTLDuration() // the core of old knew only the configured ttl
+	}
+	obs.Lease = ha.Lease{ConfirmedSentAt: a.lease.ConfirmedSentAt, TTL: leaseTTL, KeyOnMyLease: a.keyOnMyLease}
 	if a.task != nil {
 		obs.Task = a.task.name
 	}
@@ -273,7 +331,7 @@ func (c *actx) stillHoldsClaim() error {
 	if sent.IsZero() {
 		return fmt.Errorf("%w: no confirmed lease renewal", errClaimLost)
 	}
-	if age, rd := c.mono().Sub(sent), a.dyn.ForLease(a.lease.TTL).RenewDeadline(); age >= rd {
+	if age, rd := c.mono().Sub(sent), a.timing().RenewDeadline(); age >= rd {
 		return fmt.Errorf("%w: the last confirmed lease renewal was sent %s ago, renew deadline is %s",
 			errClaimLost, age.Round(time.Millisecond), rd)
 	}
@@ -319,6 +377,28 @@ func (c *actx) refreshLease() {
 	a.lease = st
 }
 
+// followTTL is package agent's: after a ttl change, move this member's
+// keys onto a lease granted with the configured ttl (moveLease). Until the
+// DCS answers the move, the lease state keeps the smaller TTL and the
+// earlier confirmation of the two leases, and the next loop (at most a
+// second later, loopWait) retries.
+func (c *actx) followTTL(view *cluster.Cluster) {
+	a := c.a
+	if !a.cl.leaseTTLOutdated() {
+		return
+	}
+	res, err := c.moveLease(c.deadline(a.dyn.RetryTimeoutDuration()))
+	a.lease = a.cl.effectiveLease()
+	if err != nil {
+		a.tracef("moving to a lease with ttl %s failed; deadlines keep ttl %s: %v", a.dyn.TTLDuration(), a.lease.TTL, err)
+		return
+	}
+	a.keyOnMyLease = res.leaderMoved
+	if res.leaderMoved && view.Leader != nil {
+		view.Leader.Lease = res.lease.ID
+	}
+}
+
 // confirmOwnership sets keyOnMyLease from a fresh view, re-attaching a key
 // that names this member on another lease.
 func (c *actx) confirmOwnership(view *cluster.Cluster) {
@@ -357,7 +437,7 @@ func (a *agent) noteUpstream(view *cluster.Cluster) {
 // lease deadline, and records the claim for the checker.
 func (a *agent) armFences() {
 	holds := a.keyOnMyLease && !a.dyn.Pause
-	t := a.dyn.ForLease(a.lease.TTL)
+	t := a.timing()
 	a.guard.arm(holds, a.lease.ConfirmedSentAt, t)
 	if holds && !a.lease.ConfirmedSentAt.IsZero() {
 		m := a.m

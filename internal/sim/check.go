@@ -123,7 +123,7 @@ func (c *checker) checkKey(m *member) bool {
 			detail += fmt.Sprintf(", which began after it asked PostgreSQL to become writable at %s", fmtDur(m.pg.writableReqAt))
 			known = "action-after-stall"
 		}
-	case m.lateRelease > 0 && s.now-m.lateRelease < s.dyn.TTLDuration():
+	case m.lateRelease > 0 && s.now-m.lateRelease < s.dcs.maxTTL():
 		detail += fmt.Sprintf("; its own release of the leader key, which it had given up on as failed, was applied at %s", fmtDur(m.lateRelease))
 	}
 	s.violateKnown("writable-without-key", detail, known)

@@ -17,20 +17,63 @@ const dialTimeout = 2 * time.Second
 // confirmed request for the checker.
 type leaseState struct {
 	ID int64
-	// TTL is the TTL the DCS granted the lease with.
-	TTL             time.Duration
+	// TTL is the TTL the DCS granted the lease with; while a move is
+	// unresolved (moveLease), the smaller of the two leases' TTLs.
+	TTL time.Duration
+	// Requested is the TTL the agent asked for when the lease was granted;
+	// a lease whose Requested differs from the configured ttl is moved.
+	Requested time.Duration
+	// ConfirmedSentAt is when the confirmed request was sent; while a move
+	// is unresolved, the earlier of the two leases' confirmations.
 	ConfirmedSentAt time.Time
 	Regranted       bool
 	sentTrue        time.Duration
 }
 
-// dcsClient is the state package dcs keeps in its Client: the lease and
-// the write caches. It belongs to one agent incarnation.
+// dcsClient is the state package dcs keeps in its Client: the TTL to ask
+// for, the lease, the lease a move is under way to, and the write caches.
+// It belongs to one agent incarnation.
 type dcsClient struct {
+	ttl       time.Duration // TTL of leases granted from now on (SetTTL)
 	lease     leaseState
 	leaseGone bool
-	member    writeCache
-	status    writeCache
+	// moving is the lease moveLease granted and is moving the keys to,
+	// while the DCS has not answered the move (nil otherwise).
+	moving *leaseState
+	member writeCache
+	status writeCache
+}
+
+// effectiveLease is dcs.Client.Lease: the current lease, combined with the
+// new one while a move is unresolved (the keys may be on either).
+func (cl *dcsClient) effectiveLease() leaseState {
+	st := cl.lease
+	if mv := cl.moving; mv != nil {
+		st.TTL = min(st.TTL, mv.TTL)
+		if mv.ConfirmedSentAt.Before(st.ConfirmedSentAt) {
+			st.ConfirmedSentAt, st.sentTrue = mv.ConfirmedSentAt, mv.sentTrue
+		}
+		st.Regranted = false
+	}
+	return st
+}
+
+// leaseTTLOutdated is dcs.Client.LeaseTTLOutdated: the current lease was
+// granted with another TTL than the configured one, or a move is
+// unresolved.
+func (cl *dcsClient) leaseTTLOutdated() bool {
+	if cl.lease.ID == 0 || cl.leaseGone {
+		return false
+	}
+	return cl.moving != nil || cl.lease.Requested != wholeSeconds(cl.ttl)
+}
+
+// wholeSeconds rounds a TTL up to whole seconds, as package dcs grants.
+func wholeSeconds(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return (d + time.Second - 1) / time.Second * time.Second
 }
 
 type writeCache struct {
@@ -130,30 +173,42 @@ func (c *actx) noteLeaseError(id int64, err error) {
 	}
 }
 
-// renewLease is dcs.Client.RefreshLease: a keep-alive for the current
-// lease, or a grant when there is none or the DCS no longer knows it. On
-// error the last confirmed state is returned.
+// renewLease is dcs.Client.RefreshLease: a move left unresolved is
+// retried first, then a keep-alive for the current lease, or a grant when
+// there is none or the DCS no longer knows it. On error the last
+// confirmed state is returned.
 func (c *actx) renewLease(parent time.Time) (leaseState, error) {
 	cl := &c.a.cl
+	if cl.ttl <= 0 {
+		return cl.effectiveLease(), errors.New("refresh lease: client has no TTL")
+	}
+	if cl.moving != nil {
+		if _, err := c.finishMove(parent); err != nil {
+			c.a.tracef("moving keys to the new lease is still unresolved: %v", err)
+		}
+	}
 	cur, gone := cl.lease, cl.leaseGone
 	if cur.ID != 0 && !gone {
-		st, err := c.keepAlive(parent, cur.ID)
+		err := c.keepAlive(parent, cur.ID)
 		if err == nil {
-			return st, nil
+			return cl.effectiveLease(), nil
 		}
 		if !errors.Is(err, errLeaseNotFound) {
-			return cur, fmt.Errorf("refresh lease %x: %w", cur.ID, err)
+			return cl.effectiveLease(), fmt.Errorf("refresh lease %x: %w", cur.ID, err)
 		}
 		c.markLeaseGone(cur.ID)
 	}
-	st, err := c.grant(parent)
+	st, err := c.grant(parent, cl.ttl)
 	if err != nil {
-		return cur, fmt.Errorf("grant lease: %w", err)
+		return cl.effectiveLease(), fmt.Errorf("grant lease: %w", err)
 	}
-	return st, nil
+	st.Regranted = true
+	cl.lease, cl.leaseGone, cl.moving = st, false, nil
+	return cl.effectiveLease(), nil
 }
 
-func (c *actx) keepAlive(parent time.Time, id int64) (leaseState, error) {
+// keepAlive sends one keep-alive for id and records the confirmation.
+func (c *actx) keepAlive(parent time.Time, id int64) error {
 	sent, sentTrue := c.mono(), c.a.s.now
 	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
 		ttl, ok := d.keepAlive(id)
@@ -163,27 +218,119 @@ func (c *actx) keepAlive(parent time.Time, id int64) (leaseState, error) {
 		return ttl, nil
 	})
 	if err != nil {
-		return leaseState{}, err
+		return err
 	}
-	st := leaseState{ID: id, TTL: res.(time.Duration), ConfirmedSentAt: sent, sentTrue: sentTrue}
-	if c.a.cl.lease.ID != id {
-		return st, nil
+	cl := &c.a.cl
+	if cl.lease.ID != id {
+		return nil // replaced meanwhile: do not move state backwards
 	}
-	c.a.cl.lease = st
-	return st, nil
+	cl.lease.TTL, cl.lease.ConfirmedSentAt, cl.lease.sentTrue = res.(time.Duration), sent, sentTrue
+	cl.lease.Regranted = false
+	return nil
 }
 
-func (c *actx) grant(parent time.Time) (leaseState, error) {
+// grant asks the DCS for a new lease with ttl (rounded up to whole
+// seconds); the caller makes it current.
+func (c *actx) grant(parent time.Time, ttl time.Duration) (leaseState, error) {
 	sent, sentTrue := c.mono(), c.a.s.now
 	m := c.a.m
-	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.grant(m), nil })
+	ttl = wholeSeconds(ttl)
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) { return d.grant(m, ttl), nil })
 	if err != nil {
 		return leaseState{}, err
 	}
 	l := res.(*lease)
-	st := leaseState{ID: l.id, TTL: l.ttl, ConfirmedSentAt: sent, Regranted: true, sentTrue: sentTrue}
-	c.a.cl.lease, c.a.cl.leaseGone = st, false
-	return st, nil
+	return leaseState{ID: l.id, TTL: l.ttl, Requested: ttl, ConfirmedSentAt: sent, sentTrue: sentTrue}, nil
+}
+
+// moveResult mirrors dcs.MoveResult.
+type moveResult struct {
+	lease       leaseState
+	leaderMoved bool
+}
+
+// moveLease is dcs.Client.MoveLease: grant a lease with the configured
+// TTL (unless a move is already under way), then finishMove.
+func (c *actx) moveLease(parent time.Time) (moveResult, error) {
+	cl := &c.a.cl
+	switch {
+	case cl.ttl <= 0:
+		return moveResult{}, errors.New("dcs: move lease: client has no TTL")
+	case cl.lease.ID == 0 || cl.leaseGone:
+		return moveResult{}, errors.New("dcs: move lease: no current lease; RefreshLease first")
+	}
+	if cl.moving == nil {
+		st, err := c.grant(parent, cl.ttl)
+		if err != nil {
+			return moveResult{}, fmt.Errorf("dcs: move lease: grant a %s lease: %w", wholeSeconds(cl.ttl), err)
+		}
+		cl.moving = &st
+	}
+	return c.finishMove(parent)
+}
+
+// finishMove is package dcs's move transaction: if the leader key names
+// this member on the current lease, put it on the new lease, and put the
+// member key (when cached) on the new lease, in one transaction; once the
+// DCS answered, make the new lease current and revoke the old one. A lost
+// request or reply leaves the move unresolved (cl.moving stays) and the
+// next call sends the same, idempotent, transaction again.
+func (c *actx) finishMove(parent time.Time) (moveResult, error) {
+	cl := &c.a.cl
+	from, to := cl.lease, *cl.moving
+	member := cl.member
+	name := c.a.m.name
+	memberKey := keyMembers + name
+	type txnResult struct {
+		succeeded   bool
+		leaderValue any
+		leaderLease int64
+	}
+	deadline := c.req(parent)
+	res, err := c.rpc(deadline, func(d *dcsServer) (any, error) {
+		e := d.get(keyLeader)
+		then := e != nil && e.value == name && e.lease == from.ID
+		// etcd checks the leases of the branch it runs before applying
+		// any of it.
+		if (then || member.valid) && d.leases[to.ID] == nil {
+			return nil, errLeaseNotFound
+		}
+		var r txnResult
+		if then {
+			r.succeeded = true
+			_ = d.put(keyLeader, name, to.ID)
+		} else if e != nil {
+			r.leaderValue, r.leaderLease = e.value, e.lease
+		}
+		if member.valid {
+			_ = d.put(memberKey, copyMember(member.value.(cluster.Member)), to.ID)
+		}
+		return r, nil
+	})
+	if errors.Is(err, errLeaseNotFound) {
+		// The new lease expired unconfirmed: nothing can be on it any
+		// more. Stay on the current lease; a later move grants anew.
+		cl.moving = nil
+		return moveResult{}, fmt.Errorf("dcs: move lease: new lease %x expired before the move: %w", to.ID, err)
+	}
+	if err != nil {
+		c.a.s.check.stats.UnresolvedMoves++
+		return moveResult{}, fmt.Errorf("dcs: move lease %x to %x: outcome unknown, will retry: %w", from.ID, to.ID, err)
+	}
+	r := res.(txnResult)
+	// Moved by an earlier attempt whose answer was lost.
+	moved := r.succeeded || (r.leaderValue == name && r.leaderLease == to.ID)
+	cl.lease, cl.leaseGone, cl.moving = to, false, nil
+	if member.valid {
+		cl.member.lease = to.ID
+	}
+	c.a.tracef("moved keys from lease %x (ttl %s) to lease %x (ttl %s), leader key moved %t", from.ID, from.TTL, to.ID, to.TTL, moved)
+	c.a.s.check.stats.LeaseMoves++
+	// Nothing of ours is left on the old lease; revoking it is tidiness.
+	if _, err := c.rpc(deadline, func(d *dcsServer) (any, error) { d.revoke(from.ID); return nil, nil }); err != nil {
+		c.a.tracef("revoking the previous lease %x: %v", from.ID, err)
+	}
+	return moveResult{lease: cl.effectiveLease(), leaderMoved: moved}, nil
 }
 
 func (c *actx) currentLease() (int64, error) {

@@ -126,9 +126,11 @@ func (d *dcsServer) changed(key string) {
 	}
 }
 
-func (d *dcsServer) grant(owner *member) *lease {
+// grant creates a lease with the TTL the client asked for, as etcd does
+// (its minimum TTL is below any valid ttl).
+func (d *dcsServer) grant(owner *member, ttl time.Duration) *lease {
 	d.nextLease++
-	l := &lease{id: d.nextLease, ttl: d.s.dyn.TTLDuration(), owner: owner}
+	l := &lease{id: d.nextLease, ttl: ttl, owner: owner}
 	l.expires = d.s.now + l.ttl
 	d.leases[l.id] = l
 	return l
@@ -141,6 +143,14 @@ func (d *dcsServer) keepAlive(id int64) (time.Duration, bool) {
 	}
 	l.expires = d.s.now + l.ttl
 	return l.ttl, true
+}
+
+// revoke deletes a lease and the keys attached to it (an unknown lease is
+// not an error here: package dcs ignores ErrLeaseNotFound on revoke).
+func (d *dcsServer) revoke(id int64) {
+	if d.leases[id] != nil {
+		d.drop(id, "revoked")
+	}
 }
 
 // expireLeases revokes the leases whose TTL ran out, deleting their keys.
@@ -157,19 +167,24 @@ func (d *dcsServer) expireLeases() {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		l := d.leases[id]
-		delete(d.leases, id)
-		var keys []string
-		for k, e := range d.kv {
-			if e.lease == id {
-				keys = append(keys, k)
-			}
+		d.drop(id, "expired")
+	}
+}
+
+// drop deletes lease id and its keys.
+func (d *dcsServer) drop(id int64, how string) {
+	l := d.leases[id]
+	delete(d.leases, id)
+	var keys []string
+	for k, e := range d.kv {
+		if e.lease == id {
+			keys = append(keys, k)
 		}
-		sort.Strings(keys)
-		d.s.tracef("dcs: lease %x of %s expired (keys %s)", id, l.owner.name, joinNames(keys))
-		for _, k := range keys {
-			d.del(k)
-		}
+	}
+	sort.Strings(keys)
+	d.s.tracef("dcs: lease %x (ttl %s) of %s %s (keys %s)", id, l.ttl, l.owner.name, how, joinNames(keys))
+	for _, k := range keys {
+		d.del(k)
 	}
 }
 
@@ -216,6 +231,15 @@ func (d *dcsServer) snapshot() *cluster.Cluster {
 		}
 	}
 	return c
+}
+
+// maxTTL is the larger of the run's ttl and the config key's current one.
+func (d *dcsServer) maxTTL() time.Duration {
+	ttl := d.s.dyn.TTLDuration()
+	if e := d.kv[keyConfig]; e != nil {
+		ttl = max(ttl, e.value.(cluster.DynamicConfig).TTLDuration())
+	}
+	return ttl
 }
 
 // history returns the history key's entries.
@@ -289,4 +313,43 @@ func (d *dcsServer) operatorSwitchover() {
 	}
 	s.tracef("operator: switchover %s -> %q requested", leader, candidate)
 	_ = d.put(keyFailover, f, 0)
+}
+
+// operatorChangeTTL has an operator change ttl in the config key, as
+// `regent edit-config -s ttl=N` does: read the configuration, check the
+// result (cluster.DynamicConfig.Validate, as the REST API does) and write
+// it pinned to the revision read. want 0 picks a ttl at random: back to
+// the run's ttl in 40 % of the changes away from it, otherwise any other
+// value between the run's ttl and three times it. Like a switchover, the
+// operator's connection works whenever the DCS has quorum.
+func (d *dcsServer) operatorChangeTTL(want int) {
+	s := d.s
+	e := d.kv[keyConfig]
+	if s.net.dcsOutage > 0 || e == nil {
+		return
+	}
+	cur, rev := e.value.(cluster.DynamicConfig), e.mod
+	if want == 0 {
+		base := s.dyn.TTL
+		want = base
+		if cur.TTL == base || !s.chance(0.4) {
+			for want == cur.TTL {
+				want = base + s.rng.IntN(2*base+1)
+			}
+		}
+	}
+	next := cur
+	next.TTL = want
+	if want == cur.TTL {
+		return
+	}
+	if err := next.Validate(); err != nil {
+		s.tracef("operator: ttl %d -> %d refused: %v", cur.TTL, want, err)
+		return
+	}
+	// Read and write happen at once here, so the write pinned to rev
+	// (If-Match) always applies.
+	s.tracef("operator: ttl %d -> %d (config revision %d)", cur.TTL, want, rev)
+	s.check.stats.TTLChanges++
+	_ = d.put(keyConfig, next, 0)
 }

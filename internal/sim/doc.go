@@ -15,9 +15,10 @@
 //     (ClockSkew faults set it within ±clock_drift of the DCS's true time)
 //     and a boot-time clock; a host suspend stops the monotonic clock only.
 //   - DCS: an in-memory etcd with revisions, leases, create-if-absent and
-//     value- or revision-compare transactions and watches. A lease expires
-//     on the DCS's true clock TTL after the server *received* the last
-//     keep-alive. A request whose member↔DCS link is down, or sent during a
+//     value- or revision-compare transactions and watches. A lease is
+//     granted with the TTL the client asks for and expires on the DCS's
+//     true clock that TTL after the server *received* the last keep-alive;
+//     revoking a lease, like its expiry, deletes its keys. A request whose member↔DCS link is down, or sent during a
 //     DCS outage, is lost; the caller times out after retry_timeout on its
 //     own clock, and a request may take effect although its reply is lost.
 //     During an outage no lease expires; when quorum returns every lease is
@@ -49,11 +50,24 @@
 //     fails, member key published), woken by postmaster exits and by watch
 //     events for the leader, config, failover, sync and initialize keys
 //     (member and status changes wait for the next loop_wait tick, as in
-//     package dcs); long actions run as background tasks; the in-process
-//     lease guard fences at ConfirmedSentAt + renew deadline, and a
-//     PostgreSQL it is fencing does not count as answering; the separate
-//     fence process SIGKILLs the postmaster at the deadline plus
-//     fence_timeout/2 and outlives a killed agent; the suspend check
+//     package dcs); ttl changes as package agent follows them: the agent
+//     reads the dynamic configuration before its first grant and asks for
+//     its current ttl; after a change it grants a lease with the new TTL
+//     and moves its member key and, guarded by "the leader key names me on
+//     my current lease", the leader key onto it in one transaction, then
+//     revokes the old lease (followTTL); each of these is a request that
+//     can be lost, or take effect with its reply lost, and until the move
+//     is answered the lease state has the smaller TTL and the earlier
+//     confirmation of the two leases, the move is retried first thing in
+//     the next loop, and loop_wait is at most a second; every deadline
+//     (the core's, the lease guard's, the fence process's, the checker's
+//     claim) uses cluster.DynamicConfig.ForLease; long actions run as
+//     background tasks; the in-process lease guard fences at
+//     ConfirmedSentAt + renew deadline, and a PostgreSQL it is fencing
+//     does not count as answering; the separate fence process SIGKILLs the
+//     postmaster at the deadline plus fence_timeout/2, is re-armed
+//     whenever that deadline moves (a renewal or a ttl change) and
+//     outlives a killed agent; the suspend check
 //     compares the boot-time and monotonic clocks, at the start of every
 //     loop and again (with the lease age) right before and after a request
 //     that makes PostgreSQL writable (stillHoldsClaim); a leader-key release
@@ -75,8 +89,10 @@
 //   - Faults (Fault, FaultConfig): kill -9 of the agent, of the agent and
 //     the postmaster, or of the postmaster; SIGSTOP of the agent or of the
 //     whole node; host suspend; partitions member↔DCS, member↔member and
-//     both; DCS outages; clock-rate skew; operator switchovers; clean
-//     agent restarts; and rare slow requests. Random faults overlap, target
+//     both; DCS outages; clock-rate skew; operator switchovers; operator
+//     ttl changes in the config key (ChangeTTL, as regent edit-config -s
+//     ttl=N: between the run's ttl and three times it, often back down);
+//     clean agent restarts; and rare slow requests. Random faults overlap, target
 //     the leader with probability LeaderBias, and stop Heal before the end.
 //
 // # What is checked
@@ -99,7 +115,9 @@
 //
 // Violations whose circumstances match an already reported bug outside this
 // package carry Violation.Known (see KnownIssues); the random test logs them
-// instead of failing, unless -sim.strict is given.
+// instead of failing, unless -sim.strict is given. FaultConfig.FenceOverrun
+// and Config.DeadlinesFromConfiguredTTL (the agent before it followed ttl
+// changes) break the timing on purpose, to show the checker catches it.
 //
 // Liveness is measured, not enforced: Stats.NoPrimary lists the periods
 // without a writable primary, Stats.MaxCommitStall the longest time a

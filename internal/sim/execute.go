@@ -279,7 +279,7 @@ func (c *actx) handOver(o ha.Observation, target string) error {
 		return err
 	}
 	rev := o.Cluster.Failover.Revision
-	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.dyn.ForLease(a.lease.TTL).RenewDeadline()
+	attempt, budget := min(releaseAttempt, a.dyn.RetryTimeoutDuration()), a.timing().RenewDeadline()
 	a.expectRunning = false
 	a.startTask("switchover", cluster.StateStopping, func(c *actx) error {
 		if err := c.pgStop(false, 30*time.Second); err != nil {

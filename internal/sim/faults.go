@@ -49,6 +49,13 @@ const (
 	// RestartAgent shuts the agent down cleanly (stop PostgreSQL, release
 	// the key) and starts it again after the duration.
 	RestartAgent
+	// ChangeTTL has an operator change ttl in the config key, as
+	// `regent edit-config -s ttl=N` does (a write pinned to the revision
+	// read): to Fault.TTL, or at random between the run's ttl and three
+	// times it, often back to the run's ttl. Agents adopt it at their next
+	// view load (woken by the watch event) and move their keys onto a
+	// lease with the new TTL.
+	ChangeTTL
 	numFaultKinds
 )
 
@@ -56,7 +63,7 @@ var faultNames = [...]string{
 	KillAgent: "kill_agent", KillNode: "kill_node", PauseAgent: "pause_agent", PauseNode: "pause_node",
 	SuspendNode: "suspend_node", PartitionDCS: "partition_dcs", PartitionPeers: "partition_peers",
 	Isolate: "isolate", DCSOutage: "dcs_outage", ClockSkew: "clock_skew", KillPostmaster: "kill_postmaster",
-	Switchover: "switchover", RestartAgent: "restart_agent",
+	Switchover: "switchover", RestartAgent: "restart_agent", ChangeTTL: "change_ttl",
 }
 
 func (k FaultKind) String() string {
@@ -70,7 +77,7 @@ func (k FaultKind) String() string {
 var DefaultWeights = map[FaultKind]int{
 	KillAgent: 6, KillNode: 8, PauseAgent: 6, PauseNode: 8, SuspendNode: 2,
 	PartitionDCS: 10, PartitionPeers: 6, Isolate: 8, DCSOutage: 4, ClockSkew: 4,
-	KillPostmaster: 6, Switchover: 5, RestartAgent: 3,
+	KillPostmaster: 6, Switchover: 5, RestartAgent: 3, ChangeTTL: 3,
 }
 
 // Fault is one injected fault.
@@ -84,10 +91,12 @@ type Fault struct {
 	// Peer narrows PartitionPeers to one link.
 	Peer string
 	// Duration is how long the fault lasts (not used by ClockSkew,
-	// KillPostmaster and Switchover).
+	// KillPostmaster, Switchover and ChangeTTL).
 	Duration time.Duration
 	// Rate is ClockSkew's clock rate (0: random within ±clock_drift).
 	Rate float64
+	// TTL is ChangeTTL's new ttl in seconds (0: random).
+	TTL int
 }
 
 func (f Fault) String() string {
@@ -97,6 +106,9 @@ func (f Fault) String() string {
 	}
 	if f.Duration > 0 {
 		s += " for " + fmtDur(f.Duration)
+	}
+	if f.TTL > 0 {
+		s += fmt.Sprintf(" to ttl %ds", f.TTL)
 	}
 	return s
 }
@@ -320,6 +332,8 @@ func (s *Sim) inject(f Fault) {
 		m.pg.kill("postmaster killed")
 	case Switchover:
 		s.dcs.operatorSwitchover()
+	case ChangeTTL:
+		s.dcs.operatorChangeTTL(f.TTL)
 	}
 }
 

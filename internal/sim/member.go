@@ -297,12 +297,15 @@ type fenceProc struct {
 
 func (f *fenceProc) update(holds bool, confirmedSentAt time.Time, dyn cluster.DynamicConfig) {
 	if holds && !confirmedSentAt.IsZero() {
-		key := "arm:" + confirmedSentAt.String()
+		// Keyed by the deadline, not the renewal, as in package agent: a
+		// ttl change moves the deadline of the same renewal.
+		at := confirmedSentAt.Add(dyn.RenewDeadline() + dyn.FenceTimeoutDuration()/2)
+		key := "arm:" + at.String()
 		if f.last == key {
 			return
 		}
 		f.last = key
-		f.deadline = confirmedSentAt.Add(dyn.RenewDeadline() + dyn.FenceTimeoutDuration()/2)
+		f.deadline = at
 		f.m.s.wakeAt(f.m, f.deadline)
 		return
 	}

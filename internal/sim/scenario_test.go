@@ -18,6 +18,16 @@ func scenario(t *testing.T, d time.Duration, faults ...Fault) Result {
 
 func scenarioWith(t *testing.T, cfg Config, faults ...Fault) Result {
 	t.Helper()
+	r := runScenario(t, cfg, faults...)
+	for _, v := range r.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	return r
+}
+
+// runScenario is scenarioWith without failing on violations.
+func runScenario(t *testing.T, cfg Config, faults ...Fault) Result {
+	t.Helper()
 	cfg.Seed = 7
 	cfg.TraceLen = 5000
 	cfg.Faults.Script = faults
@@ -28,9 +38,6 @@ func scenarioWith(t *testing.T, cfg Config, faults ...Fault) Result {
 			t.Logf("trace:\n%s", strings.Join(r.Trace, "\n"))
 		}
 	})
-	for _, v := range r.Violations {
-		t.Errorf("violation: %s", v)
-	}
 	return r
 }
 

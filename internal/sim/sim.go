@@ -39,6 +39,12 @@ type Config struct {
 	// or killed agent leaves a writable primary behind. Such cases are
 	// classified as needs_watchdog rather than reported as violations.
 	NoFenceProcess bool
+	// DeadlinesFromConfiguredTTL models the agent before it followed ttl
+	// changes, breaking the lease deadline on purpose: leases keep the
+	// ttl the agent started with (never moved), while every deadline (the
+	// core's, the lease guard's, the fence process's) uses the configured
+	// ttl. After a ttl increase the checker must then find violations.
+	DeadlinesFromConfiguredTTL bool
 	// TraceLen is how many of the last events Result.Trace keeps
 	// (default 400).
 	TraceLen int
@@ -157,6 +163,15 @@ type Stats struct {
 	// design (in synchronous mode each one is also a violation).
 	LostCommits int
 	Promotions  int
+	// TTLChanges counts the ttl changes written to the config key
+	// (ChangeTTL faults that found a configuration to change).
+	TTLChanges int
+	// LeaseMoves counts the moves of an agent's keys onto a lease with a
+	// new TTL that the DCS confirmed.
+	LeaseMoves int
+	// UnresolvedMoves counts move transactions whose outcome the agent
+	// did not learn (request or reply lost), each retried later.
+	UnresolvedMoves int
 	// Faults counts injected faults by kind.
 	Faults map[string]int
 	// NeedsWatchdog counts stale primaries — a member that kept

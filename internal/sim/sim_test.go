@@ -116,6 +116,7 @@ func tail(lines []string, n int) []string {
 // summary aggregates the statistics of many runs.
 type summary struct {
 	runs, failed, unhealed, commits, lost, promotions, forks, refused int
+	ttlChanges, leaseMoves, unresolvedMoves                           int
 	virtual                                                           time.Duration
 	gaps                                                              []time.Duration
 	stall                                                             time.Duration
@@ -136,6 +137,9 @@ func (s *summary) add(r *Result) {
 	s.commits += st.Commits
 	s.lost += st.LostCommits
 	s.promotions += st.Promotions
+	s.ttlChanges += st.TTLChanges
+	s.leaseMoves += st.LeaseMoves
+	s.unresolvedMoves += st.UnresolvedMoves
 	s.forks += st.TimelineForks
 	s.refused += st.Refused
 	s.gaps = append(s.gaps, st.NoPrimary...)
@@ -176,6 +180,8 @@ func unhealedClass(u string) string {
 func (s *summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  virtual time %s, %d commits, %d promotions\n", s.virtual.Round(time.Second), s.commits, s.promotions)
+	fmt.Fprintf(&b, "  ttl changes: %d, lease moves confirmed: %d, move transactions left unresolved: %d\n",
+		s.ttlChanges, s.leaseMoves, s.unresolvedMoves)
 	if len(s.modes) > 0 {
 		fmt.Fprintf(&b, "  synchronous_mode: %s\n", mapString(s.modes))
 	}
