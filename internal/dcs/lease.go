@@ -91,8 +91,16 @@ func (c *Client) RefreshLease(ctx context.Context) (LeaseState, error) {
 		return c.Lease(), errors.New("dcs: refresh lease: client has no TTL")
 	}
 	if moving {
-		if _, err := c.finishMove(ctx); err != nil {
+		// Half of the renewal's time at most: the keep-alive below must
+		// still be sent if etcd does not answer the move.
+		mctx, cancel := halfOf(ctx)
+		_, err := c.finishMove(mctx)
+		cancel()
+		if err != nil {
 			c.log.Warn("moving keys to the new lease is still unresolved", "err", err)
+			// The keys may be on either lease: keep both alive, so that
+			// the earlier of the two confirmations stays fresh.
+			c.keepAliveMoving(ctx)
 		}
 	}
 	c.mu.Lock()
@@ -222,6 +230,38 @@ func (c *Client) finishMove(ctx context.Context) (MoveResult, error) {
 		c.log.Warn("revoking the previous lease", "lease", fmt.Sprintf("%x", int64(from.ID)), "err", err)
 	}
 	return MoveResult{Lease: c.Lease(), LeaderMoved: moved}, nil
+}
+
+// keepAliveMoving renews the lease of an unresolved move.
+func (c *Client) keepAliveMoving(ctx context.Context) {
+	c.mu.Lock()
+	mv := c.moving
+	c.mu.Unlock()
+	if mv == nil {
+		return
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	sent := time.Now()
+	resp, err := c.cli.KeepAliveOnce(rctx, mv.ID)
+	if err != nil || resp.TTL <= 0 {
+		return // the next move attempt finds out (a gone lease holds nothing)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.moving != nil && c.moving.ID == mv.ID {
+		c.moving.TTL = time.Duration(resp.TTL) * time.Second
+		c.moving.ConfirmedSentAt = sent
+	}
+}
+
+// halfOf bounds ctx to half of its remaining time, if it has a deadline.
+func halfOf(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(dl)/2)
 }
 
 // keepAlive sends one keep-alive for id and records the confirmation.

@@ -132,3 +132,29 @@ func TestUnresolvedMoveReportsTheEarlierDeadline(t *testing.T) {
 		t.Fatal("an unresolved move must keep the lease outdated")
 	}
 }
+
+// While a move is unresolved both leases are kept alive, so that a leader
+// whose move transaction keeps timing out is not fenced for it while its
+// renewals succeed.
+func TestUnresolvedMoveKeepsTheNewLeaseAlive(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "a", 5*time.Second)
+	refresh(t, c)
+	resp, err := raw(t, srv).Grant(testCtx(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	c.mu.Lock()
+	c.moving = &LeaseState{ID: resp.ID, TTL: 5 * time.Second, Requested: 5 * time.Second, ConfirmedSentAt: old}
+	c.mu.Unlock()
+	if got := c.Lease().ConfirmedSentAt; !got.Equal(old) {
+		t.Fatalf("confirmation %v before the keep-alive, want the moving lease's %v", got, old)
+	}
+	before := time.Now()
+	c.keepAliveMoving(testCtx(t))
+	if got := c.Lease().ConfirmedSentAt; got.Before(before) {
+		t.Fatalf("confirmation %v after keeping the moving lease alive, want after %v", got, before)
+	}
+}
