@@ -154,7 +154,13 @@ func TestUnresolvedMoveKeepsTheNewLeaseAlive(t *testing.T) {
 	}
 	before := time.Now()
 	c.keepAliveMoving(testCtx(t))
-	if got := c.Lease().ConfirmedSentAt; got.Before(before) {
-		t.Fatalf("confirmation %v after keeping the moving lease alive, want after %v", got, before)
+	c.mu.Lock()
+	moved, current := c.moving.ConfirmedSentAt, c.lease.ConfirmedSentAt
+	c.mu.Unlock()
+	if moved.Before(before) {
+		t.Fatalf("moving lease confirmed at %v, want after %v", moved, before)
+	}
+	if got := c.Lease().ConfirmedSentAt; !got.Equal(current) {
+		t.Fatalf("confirmation %v, want the earlier of the two fresh ones (%v)", got, current)
 	}
 }
