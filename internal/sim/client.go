@@ -183,8 +183,12 @@ func (c *actx) renewLease(parent time.Time) (leaseState, error) {
 		return cl.effectiveLease(), errors.New("refresh lease: client has no TTL")
 	}
 	if cl.moving != nil {
-		if _, err := c.finishMove(parent); err != nil {
+		// As dcs.Client: half of the renewal's time for the move, then,
+		// if still unresolved, keep the new lease alive too.
+		half := c.mono().Add(c.req(parent).Sub(c.mono()) / 2)
+		if _, err := c.finishMove(half); err != nil {
 			c.a.tracef("moving keys to the new lease is still unresolved: %v", err)
+			c.keepAliveMoving(parent)
 		}
 	}
 	cur, gone := cl.lease, cl.leaseGone
@@ -205,6 +209,30 @@ func (c *actx) renewLease(parent time.Time) (leaseState, error) {
 	st.Regranted = true
 	cl.lease, cl.leaseGone, cl.moving = st, false, nil
 	return cl.effectiveLease(), nil
+}
+
+// keepAliveMoving is dcs.Client.keepAliveMoving: renew the lease of an
+// unresolved move.
+func (c *actx) keepAliveMoving(parent time.Time) {
+	mv := c.a.cl.moving
+	if mv == nil {
+		return
+	}
+	id := mv.ID
+	sent, sentTrue := c.mono(), c.a.s.now
+	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
+		ttl, ok := d.keepAlive(id)
+		if !ok {
+			return nil, errLeaseNotFound
+		}
+		return ttl, nil
+	})
+	if err != nil {
+		return
+	}
+	if mv := c.a.cl.moving; mv != nil && mv.ID == id {
+		mv.TTL, mv.ConfirmedSentAt, mv.sentTrue = res.(time.Duration), sent, sentTrue
+	}
 }
 
 // keepAlive sends one keep-alive for id and records the confirmation.

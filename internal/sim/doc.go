@@ -59,7 +59,8 @@
 //     can be lost, or take effect with its reply lost, and until the move
 //     is answered the lease state has the smaller TTL and the earlier
 //     confirmation of the two leases, the move is retried first thing in
-//     the next loop, and loop_wait is at most a second; every deadline
+//     the next loop (with half of the renewal's time, after which both
+//     leases are kept alive), and loop_wait is at most a second; every deadline
 //     (the core's, the lease guard's, the fence process's, the checker's
 //     claim) uses cluster.DynamicConfig.ForLease; long actions run as
 //     background tasks; the in-process lease guard fences at
