@@ -108,14 +108,21 @@ func startMembers(t *testing.T, etcd *etcdtest.Server, members []localcluster.Me
 
 func startMembersDCS(t *testing.T, etcd *etcdtest.Server, members []localcluster.MemberSpec, dyn *cluster.DynamicConfig) *localcluster.Cluster {
 	t.Helper()
-	spec := localcluster.Spec{
+	return runSpec(t, localcluster.Spec{
 		Dir:     testDir(t),
 		Binary:  binary,
 		Scope:   "e2e",
 		Etcd:    etcd.Endpoints(),
 		DCS:     dyn,
 		Members: members,
-	}
+	})
+}
+
+// runSpec starts every member of spec and stops them when the test ends,
+// killing the postmasters of members a test killed; their logs are dumped
+// when the test failed (or REGENT_E2E_LOGS is set).
+func runSpec(t *testing.T, spec localcluster.Spec) *localcluster.Cluster {
+	t.Helper()
 	c, err := localcluster.New(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -38,7 +37,7 @@ func TestRewindRetriedWhileLeaderRestarts(t *testing.T) {
 		gates[name] = g
 		spec.Members = append(spec.Members, localcluster.MemberSpec{Name: name, PGPort: pg, APIPort: freePort(t), PGConnect: g.addr})
 	}
-	c := runCluster(t, spec)
+	c := runSpec(t, spec)
 
 	view := waitFor(t, c, 3*time.Minute, "a healthy cluster", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
 	old := view.LeaderName()
@@ -126,33 +125,6 @@ func TestRewindRetriedWhileLeaderRestarts(t *testing.T) {
 func startEtcd(t *testing.T) []string {
 	t.Helper()
 	return etcdtest.Start(t).Endpoints()
-}
-
-// runCluster starts every member of spec, with the same cleanup as
-// startCluster.
-func runCluster(t *testing.T, spec localcluster.Spec) *localcluster.Cluster {
-	t.Helper()
-	c, err := localcluster.New(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		_ = c.StopAll(ctx, 30*time.Second)
-		for _, m := range spec.Members {
-			killPostmaster(c, m.Name)
-		}
-		if t.Failed() || os.Getenv("REGENT_E2E_LOGS") != "" {
-			dumpLogs(t, c)
-		}
-	})
-	for _, m := range spec.Members {
-		if err := c.Start(m.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
 }
 
 func killPID(pid int) {

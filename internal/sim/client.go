@@ -219,7 +219,19 @@ func (c *actx) keepAliveMoving(parent time.Time) {
 		return
 	}
 	id := mv.ID
-	sent, sentTrue := c.mono(), c.a.s.now
+	ttl, sent, sentTrue, err := c.keepAliveRPC(parent, id)
+	if err != nil {
+		return
+	}
+	if mv := c.a.cl.moving; mv != nil && mv.ID == id {
+		mv.TTL, mv.ConfirmedSentAt, mv.sentTrue = ttl, sent, sentTrue
+	}
+}
+
+// keepAliveRPC sends one keep-alive for id: the TTL the DCS returned and
+// the request's send times (member clock, true time).
+func (c *actx) keepAliveRPC(parent time.Time, id int64) (ttl time.Duration, sent time.Time, sentTrue time.Duration, err error) {
+	sent, sentTrue = c.mono(), c.a.s.now
 	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
 		ttl, ok := d.keepAlive(id)
 		if !ok {
@@ -228,23 +240,14 @@ func (c *actx) keepAliveMoving(parent time.Time) {
 		return ttl, nil
 	})
 	if err != nil {
-		return
+		return 0, sent, sentTrue, err
 	}
-	if mv := c.a.cl.moving; mv != nil && mv.ID == id {
-		mv.TTL, mv.ConfirmedSentAt, mv.sentTrue = res.(time.Duration), sent, sentTrue
-	}
+	return res.(time.Duration), sent, sentTrue, nil
 }
 
 // keepAlive sends one keep-alive for id and records the confirmation.
 func (c *actx) keepAlive(parent time.Time, id int64) error {
-	sent, sentTrue := c.mono(), c.a.s.now
-	res, err := c.rpc(c.req(parent), func(d *dcsServer) (any, error) {
-		ttl, ok := d.keepAlive(id)
-		if !ok {
-			return nil, errLeaseNotFound
-		}
-		return ttl, nil
-	})
+	ttl, sent, sentTrue, err := c.keepAliveRPC(parent, id)
 	if err != nil {
 		return err
 	}
@@ -252,7 +255,7 @@ func (c *actx) keepAlive(parent time.Time, id int64) error {
 	if cl.lease.ID != id {
 		return nil // replaced meanwhile: do not move state backwards
 	}
-	cl.lease.TTL, cl.lease.ConfirmedSentAt, cl.lease.sentTrue = res.(time.Duration), sent, sentTrue
+	cl.lease.TTL, cl.lease.ConfirmedSentAt, cl.lease.sentTrue = ttl, sent, sentTrue
 	cl.lease.Regranted = false
 	return nil
 }
