@@ -372,10 +372,20 @@ func TestOperatorControls(t *testing.T) {
 			t.Fatalf("reinit of the leader: %d %s", code, body)
 		}
 		replica := otherThan(c, leader)
-		out, err := cli(t, c, "reinit", replica, "--wait", "--force")
-		if err != nil {
-			t.Fatalf("reinit: %v\n%s", err, out)
-		}
+		// The replica judges from its own last view, up to a loop behind
+		// the DCS: right after the leader's restart it may not have seen
+		// the leader running yet, and refuses (as Patroni does). Wait for
+		// that state, not for time; any other refusal fails the test.
+		eventually(t, 30*time.Second, "reinit accepted once the replica sees a running leader", func() error {
+			out, err := cli(t, c, "reinit", replica, "--wait", "--force")
+			if err != nil && strings.Contains(out, "no running leader to clone from") {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			if err != nil {
+				t.Fatalf("reinit: %v\n%s", err, out)
+			}
+			return nil
+		})
 		waitFor(t, c, 2*time.Minute, "healthy after reinit", func(v *cluster.Cluster) bool { return localcluster.Healthy(v, 3) })
 		// At once, while its key may still be from its first loop: a
 		// just-reinitialized replica that streams is an eligible
