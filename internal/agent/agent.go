@@ -45,6 +45,10 @@ type Agent struct {
 	// State carried from one loop to the next. Only the loop goroutine
 	// touches it, except where noted.
 	keyOnMyLease  bool
+	// replicationRoleDue is set when this member adopted an existing data
+	// directory (claimInitialize): its next leader housekeeping creates
+	// the replication role, as a bootstrap does after initdb.
+	replicationRoleDue bool
 	lease         dcs.LeaseState
 	downSince     time.Time
 	expectRunning bool

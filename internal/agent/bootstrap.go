@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/ha"
 	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
 )
@@ -70,5 +71,36 @@ func (a *Agent) bootstrap(ctx context.Context, dyn cluster.DynamicConfig) (err e
 	}
 	a.metrics.RecordPromotion(metrics.PromotionBootstrap)
 	a.log.Info("cluster bootstrapped", "system_identifier", cd.SystemIdentifier)
+	return nil
+}
+
+// claimInitialize adopts the local data directory as the cluster's first
+// member: it creates the initialize key holding the directory's system
+// identifier if the key does not exist (losing the race aborts the rest
+// of the decision), writes the dynamic configuration if there is none and
+// has the next leader housekeeping create the replication role. The data
+// directory itself is not touched.
+func (a *Agent) claimInitialize(ctx context.Context, o ha.Observation, reason string) error {
+	sysid := o.PG.SystemID
+	if sysid == "" {
+		return errors.New("the data directory's system identifier is unknown")
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	won, err := a.dcs.ClaimInitialize(cctx, sysid)
+	if err != nil {
+		return err
+	}
+	if !won {
+		return errors.New("another member wrote the initialize key first")
+	}
+	a.log.Info("adopted the existing data directory: initialize key written with its system identifier",
+		"action", "claim_initialize", "reason", reason, "system_identifier", sysid)
+	if o.Cluster != nil && o.Cluster.Config == nil {
+		if _, err := a.dcs.SetConfig(cctx, a.dyn, 0); err != nil {
+			a.log.Warn("writing the dynamic configuration for the adopted cluster", "err", err)
+		}
+	}
+	a.replicationRoleDue = true
 	return nil
 }

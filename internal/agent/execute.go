@@ -183,6 +183,8 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			"failover_leader", f.Leader, "failover_member", f.Member)
 	case ha.LeaderHousekeeping:
 		return a.housekeeping(ctx, o)
+	case ha.ClaimInitialize:
+		return a.claimInitialize(ctx, o, d.Reason)
 	default:
 		return fmt.Errorf("unknown action %v", act.Kind)
 	}
@@ -362,6 +364,13 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 	hctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
 	var errs []error
+	if a.replicationRoleDue && o.PG.Answered && !o.PG.InRecovery {
+		if err := a.pg.EnsureReplicationRole(hctx); err != nil {
+			errs = append(errs, err)
+		} else {
+			a.replicationRoleDue = false
+		}
+	}
 	if o.Cluster != nil {
 		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
 			errs = append(errs, err)

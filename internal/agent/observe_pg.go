@@ -63,6 +63,12 @@ func (a *Agent) observePostgres(ctx context.Context) ha.Postgres {
 		} else {
 			a.log.Warn("reading pg_control", "err", err)
 		}
+		if sig, err := a.pg.RecoverySignalled(); err != nil {
+			a.log.Warn("inspecting the data directory's recovery signal files", "err", err)
+			p.RecoverySignalled = true // unknown: never taken for a primary
+		} else {
+			p.RecoverySignalled = sig
+		}
 		if a.downSince.IsZero() {
 			a.downSince = now
 		}

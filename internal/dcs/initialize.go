@@ -49,3 +49,25 @@ func (c *Client) CancelInitialize(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ClaimInitialize creates the initialize key holding sysid if it does not
+// exist, and reports whether this call created it. It is the race a
+// bootstrap runs (RaceInitialize), for a member that adopts an existing
+// data directory: the key's value is the system identifier at once, so no
+// other member ever sees an empty key it would wait on.
+func (c *Client) ClaimInitialize(ctx context.Context, sysid string) (bool, error) {
+	if sysid == "" {
+		return false, fmt.Errorf("dcs: claim initialize: empty system identifier")
+	}
+	key := c.key(KeyInitialize)
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, sysid)).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("dcs: claim initialize: %w", err)
+	}
+	return resp.Succeeded, nil
+}

@@ -73,6 +73,15 @@ const (
 	// standbys of this leader and Quorum as its quorum field (nil Names and
 	// synchronous mode off: delete).
 	PublishSync
+	// ClaimInitialize adopts an existing data directory as the cluster's
+	// first member: it creates the initialize key holding the local
+	// system identifier (Postgres.SystemID) if the key does not exist —
+	// the same create-if-absent race a bootstrap runs — and fails if it
+	// exists, so that the rest of the decision (taking the leader key,
+	// starting as primary) is not carried out. It also writes the dynamic
+	// configuration if there is none, and has the agent create the
+	// replication role at its next leader housekeeping.
+	ClaimInitialize
 )
 
 var kindNames = [...]string{
@@ -84,6 +93,7 @@ var kindNames = [...]string{
 	Promote: "promote", LeaderHousekeeping: "leader_housekeeping",
 	HandOver: "hand_over", ClearFailover: "clear_failover", StopUnresponsive: "stop_unresponsive",
 	SetSyncStandbys: "set_sync_standbys", PublishSync: "publish_sync",
+	ClaimInitialize: "claim_initialize",
 }
 
 func (k Kind) String() string {

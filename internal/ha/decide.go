@@ -15,6 +15,10 @@ import (
 //     fenced before anything else is considered;
 //  2. a data directory that belongs to another cluster is refused;
 //  3. only then are bootstrap, start, follow, race and promotion decided.
+//
+// A cluster without an initialize key adopts an existing data directory
+// (a standalone PostgreSQL, running or stopped) as its first member: see
+// decideAdoptStopped and decidePrimary.
 func Decide(o Observation) Decision {
 	if d, ok := fenceCheck(o); ok {
 		return d
@@ -145,6 +149,12 @@ func decideEmpty(o Observation) Decision {
 		return decide("DCS unreachable; cannot bootstrap or clone: " + o.DCSError)
 	}
 	if c.Initialize == nil {
+		if l := c.LeaderName(); l != "" && l != o.Self.Name {
+			// The leader adopted an existing data directory and has not
+			// written its system identifier yet: bootstrapping would fail
+			// on the leader key, and cloning must wait for the identifier.
+			return decide(fmt.Sprintf("cluster has a leader (%s) but no initialize key yet: waiting for it to write its system identifier before cloning", l))
+		}
 		if o.Self.WatchdogMissing {
 			return decide("cluster is not initialized; watchdog.mode is required but the watchdog is unavailable, so waiting for another member to bootstrap it")
 		}
@@ -203,6 +213,8 @@ func decideStopped(o Observation) Decision {
 		// Never start a data directory a rejoin step left unusable, not
 		// even read-only for an election.
 		return decideNeedsOperator(o, f)
+	case leader == "" && c.Initialize == nil:
+		return decideAdoptStopped(o)
 	case leader == "":
 		return decide("no leader; starting read-only to take part in the election", actOn(StartReplica, ""))
 	}
@@ -215,6 +227,38 @@ func decideStopped(o Observation) Decision {
 	}
 	up := upstream(o)
 	return decide("starting as a replica of "+up, actOn(StartReplica, up))
+}
+
+// decideAdoptStopped handles a stopped data directory in a cluster with
+// neither an initialize key nor a leader: a standalone PostgreSQL being
+// converted. A data directory last shut down (cleanly or by a crash) as a
+// primary becomes the cluster's first member in place: it claims the
+// initialize key with its own system identifier, takes the leader key and
+// starts as primary. A standby (pg_control says so and standby.signal or
+// recovery.signal is present) may follow a primary elsewhere that has
+// newer WAL: it is neither promoted nor started, and waits for the
+// cluster to be initialized from its primary.
+func decideAdoptStopped(o Observation) Decision {
+	p := o.PG
+	switch {
+	case p.SystemID == "":
+		return decide("cluster has no initialize key and the system identifier of the stopped data directory is unknown (pg_control could not be read); leaving it stopped")
+	case p.ControlStandby && p.RecoverySignalled:
+		return decide(fmt.Sprintf("cluster has no initialize key and this stopped data directory (system identifier %s) is a standby (pg_control says it is in recovery, and standby.signal or recovery.signal is present): "+
+			"it may be a replica of a primary elsewhere, so it is not promoted; start Regent on the primary first, "+
+			"or remove the signal file if this directory is the primary", p.SystemID))
+	case o.Self.WatchdogMissing:
+		return decide("cluster has no initialize key; watchdog.mode is required but the watchdog is unavailable, so not adopting this data directory as the primary")
+	case o.Self.Tags.Priority() <= 0:
+		return decide("cluster has no initialize key; nofailover is set, so not adopting this data directory as the primary")
+	}
+	how := "it was shut down as a primary"
+	if p.ControlStandby {
+		how = "pg_control says it was in recovery, but there is no standby.signal or recovery.signal: a stopped standalone primary"
+	}
+	return decide(fmt.Sprintf("cluster has no initialize key and no leader; this stopped data directory (system identifier %s; %s) becomes the cluster's first member: "+
+		"claiming the initialize key with its system identifier, taking the leader key and starting it as primary", p.SystemID, how),
+		act(ClaimInitialize), act(AcquireLeader), act(StartPrimary))
 }
 
 // upstream is the member a replica streams from: the replica named by its
@@ -335,6 +379,10 @@ func decideNeedsOperator(o Observation, f *RejoinFailure) Decision {
 // decidePrimary handles a running PostgreSQL that accepts writes.
 func decidePrimary(o Observation) Decision {
 	if holdsLease(o) {
+		if c := o.Cluster; c != nil && c.Initialize == nil && o.PG.SystemID != "" {
+			return decide(fmt.Sprintf("holding the leader key but the cluster has no initialize key: writing this primary's system identifier (%s) to it",
+				o.PG.SystemID), act(ClaimInitialize), act(LeaderHousekeeping))
+		}
 		if d, ok := decideFailoverKeyAsLeader(o); ok {
 			return d
 		}
@@ -365,6 +413,11 @@ func decidePrimary(o Observation) Decision {
 	}
 	if o.Config.Pause {
 		return decide("cluster is paused: not taking the leader key automatically")
+	}
+	if c.Initialize == nil && o.PG.SystemID != "" {
+		return decide(fmt.Sprintf("running as primary; the cluster has no initialize key and no leader: adopting this data directory (system identifier %s) as the cluster's first member: "+
+			"claiming the initialize key with its system identifier, then the leader key", o.PG.SystemID),
+			act(ClaimInitialize), act(AcquireLeader), act(LeaderHousekeeping))
 	}
 	return decide("running as primary without a leader key: taking the key", act(AcquireLeader), act(LeaderHousekeeping))
 }

@@ -96,6 +96,11 @@ type Postgres struct {
 	// says it was a standby ("in archive recovery", "shut down in
 	// recovery"): it was never promoted, or its promotion did not finish.
 	ControlStandby bool
+	// RecoverySignalled is true when the stopped data directory holds
+	// standby.signal or recovery.signal (or a recovery.conf of PostgreSQL
+	// 11 and older): started as it is, it would run as a standby or
+	// recover from an archive.
+	RecoverySignalled bool
 	// Running is true while a postmaster for the data directory is alive.
 	Running bool
 	// Answered is true when PostgreSQL answered this loop's query; the

@@ -172,3 +172,24 @@ func parseControlData(out string) (ControlData, error) {
 	}
 	return cd, errors.Join(errs...)
 }
+
+// recoverySignals are the files that make PostgreSQL start a data
+// directory in recovery: standby.signal and recovery.signal (12 and
+// later), recovery.conf (11 and older).
+var recoverySignals = []string{standbySig, "recovery.signal", "recovery.conf"}
+
+// RecoverySignalled reports whether the data directory holds one of the
+// files that make PostgreSQL start it as a standby or recover it from an
+// archive.
+func (i *Instance) RecoverySignalled() (bool, error) {
+	for _, name := range recoverySignals {
+		_, err := os.Stat(filepath.Join(i.dataDir, name))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("data directory %s: %w", i.dataDir, err)
+		}
+	}
+	return false, nil
+}
