@@ -44,15 +44,15 @@ type Agent struct {
 
 	// State carried from one loop to the next. Only the loop goroutine
 	// touches it, except where noted.
-	keyOnMyLease  bool
+	keyOnMyLease bool
 	// replicationRoleDue is set when this member adopted an existing data
 	// directory (claimInitialize): its next leader housekeeping creates
 	// the replication role, as a bootstrap does after initdb.
 	replicationRoleDue bool
-	lease         dcs.LeaseState
-	downSince     time.Time
-	expectRunning bool
-	startFailed   bool
+	lease              dcs.LeaseState
+	downSince          time.Time
+	expectRunning      bool
+	startFailed        bool
 	// rejoin is the last failed rewind, clone or post-rewind start and
 	// its retry schedule.
 	rejoin            rejoinRetry
