@@ -136,6 +136,9 @@ func testAdoptStandalone(t *testing.T, running bool) {
 		if err != nil || !strings.Contains(string(base), userSetting) {
 			t.Errorf("postgresql.base.conf lacks the user's setting %q: %v", userSetting, err)
 		}
+		if hba, err := os.ReadFile(filepath.Join(c.DataDir("m1"), "pg_hba.base.conf")); err != nil || !strings.Contains(string(hba), "trust") {
+			t.Errorf("pg_hba.base.conf does not hold initdb's pg_hba.conf: %v", err)
+		}
 		var wm string
 		if err := conn.QueryRow(ctx, "SHOW work_mem").Scan(&wm); err != nil || wm != "7MB" {
 			t.Errorf("work_mem = %q, %v; want the user's 7MB", wm, err)

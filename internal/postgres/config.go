@@ -20,6 +20,7 @@ const (
 	confFile     = "postgresql.conf"
 	baseConfFile = "postgresql.base.conf"
 	hbaFile      = "pg_hba.conf"
+	baseHBAFile  = "pg_hba.base.conf"
 	standbySig   = "standby.signal"
 	primaryPass  = "primary.pgpass"
 )
@@ -230,6 +231,34 @@ func (i *Instance) ensureBaseConf() error {
 	return err
 }
 
+// keepUserHBA moves a pg_hba.conf that Regent did not write (a standalone
+// cluster being adopted, initdb's) to pg_hba.base.conf before Regent's
+// replaces it, once: the user's rules are kept and can be put back, but
+// are no longer in effect (the rules come from postgresql.pg_hba, or
+// Regent's defaults). PostgreSQL 15 cannot include another hba file.
+func (i *Instance) keepUserHBA() error {
+	hba := filepath.Join(i.dataDir, hbaFile)
+	data, err := os.ReadFile(hba)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && bytes.HasPrefix(data, []byte(managedHeader))) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", hba, err)
+	}
+	base := filepath.Join(i.dataDir, baseHBAFile)
+	if _, err := os.Stat(base); err == nil {
+		return nil // kept earlier; this one is not the user's original
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stat %s: %w", base, err)
+	}
+	if err := os.Rename(hba, base); err != nil {
+		return fmt.Errorf("keep original pg_hba.conf: %w", err)
+	}
+	i.log.Info("moved the original pg_hba.conf aside: its rules are no longer in effect; Regent writes pg_hba.conf from postgresql.pg_hba (or its defaults)",
+		"file", base)
+	return nil
+}
+
 // writeConfig writes postgresql.conf, pg_hba.conf and the primary passfile
 // for the current settings. It reports whether postgresql.conf or the
 // passfile changed (pg_hba.conf changes are also reported).
@@ -242,6 +271,9 @@ func (i *Instance) writeConfig() (bool, error) {
 		return false, err
 	}
 	if err := i.ensureBaseConf(); err != nil {
+		return false, err
+	}
+	if err := i.keepUserHBA(); err != nil {
 		return false, err
 	}
 	changed := false
