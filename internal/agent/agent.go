@@ -21,6 +21,7 @@ import (
 	"github.com/regent-ha/regent/internal/ha"
 	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
+	"github.com/regent-ha/regent/internal/slots"
 )
 
 // Version is the agent version advertised in member keys and the API.
@@ -67,12 +68,15 @@ type Agent struct {
 	replicaTimeline int
 	// upstream is the leader (name and timeline) the replica was last
 	// asked to follow; a change restarts the not-streaming clock.
-	upstream     string
-	lastView     *cluster.Cluster
-	dcsLastSeen  time.Time
-	lastDecision ha.Decision
-	lastPG       postgres.State
-	pgAnswered   bool
+	upstream string
+	lastView *cluster.Cluster
+	// slotRetention remembers when each member slot was last current
+	// (member_slots_ttl).
+	slotRetention slots.Retention
+	dcsLastSeen   time.Time
+	lastDecision  ha.Decision
+	lastPG        postgres.State
+	pgAnswered    bool
 	// receiver watches for a WAL receiver that has just started;
 	// recheckSoon makes the next loop come after receiverRecheck.
 	receiver    receiverWatch

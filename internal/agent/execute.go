@@ -329,7 +329,7 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	// attempt fail, and the WAL receiver waits wal_retrieve_retry_interval
 	// before the next.
 	if o.Cluster != nil {
-		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
+		if _, err := a.syncSlots(hctx, o.Cluster, true); err != nil {
 			a.log.Warn("creating the members' replication slots after promotion; housekeeping retries", "err", err)
 		}
 	}
@@ -343,23 +343,8 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 	return nil
 }
 
-// ensureMemberSlots creates one physical replication slot per other member
-// of the view.
-func (a *Agent) ensureMemberSlots(ctx context.Context, view *cluster.Cluster) error {
-	var slots []string
-	for name := range view.Members {
-		if name != a.cfg.Name {
-			slots = append(slots, postgres.SlotName(name))
-		}
-	}
-	if err := a.pg.EnsureSlots(ctx, slots); err != nil {
-		return fmt.Errorf("replication slots: %w", err)
-	}
-	return nil
-}
-
-// housekeeping is the leader's per-loop upkeep: the status key and one
-// physical replication slot per other member.
+// housekeeping is the leader's per-loop upkeep: the replication slots
+// (internal/slots), the status key and the failsafe key.
 func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 	hctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer cancel()
@@ -372,10 +357,11 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 		}
 	}
 	if o.Cluster != nil {
-		if err := a.ensureMemberSlots(hctx, o.Cluster); err != nil {
+		existing, err := a.syncSlots(hctx, o.Cluster, true)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		if err := a.dcs.WriteStatus(hctx, ha.LeaderStatus(o)); err != nil {
+		if err := a.dcs.WriteStatus(hctx, a.leaderStatus(o, existing)); err != nil {
 			errs = append(errs, fmt.Errorf("status key: %w", err))
 		}
 		if a.dyn.FailsafeMode {
@@ -390,7 +376,7 @@ func (a *Agent) housekeeping(ctx context.Context, o ha.Observation) error {
 // slotFor is the replication slot to use when streaming from upstream: the
 // leader keeps one per member; a cascading upstream replica keeps none.
 func (a *Agent) slotFor(view *cluster.Cluster, upstream string) string {
-	if view == nil || upstream != view.LeaderName() {
+	if view == nil || upstream != view.LeaderName() || !a.dyn.PostgreSQL.UseSlots {
 		return ""
 	}
 	return postgres.SlotName(a.cfg.Name)

@@ -27,7 +27,9 @@ func (a *Agent) loop(ctx context.Context) error {
 	if len(d.Actions) > 0 {
 		a.metrics.RecordDecision(d.Actions[0].Kind.String())
 	}
+	a.observeSlotMembers(obs.Cluster)
 	err := a.execute(ctx, obs, d)
+	a.replicaSlots(ctx, obs)
 	a.lastDecision = d
 	a.publish(ctx, obs)
 	if errors.Is(err, ErrRefused) {

@@ -58,6 +58,13 @@ type DynamicConfig struct {
 	FailsafeMode bool `json:"failsafe_mode,omitempty" yaml:"failsafe_mode"`
 	// Pause is maintenance mode: no automatic actions.
 	Pause bool `json:"pause,omitempty" yaml:"pause"`
+	// Slots are permanent replication slots (Patroni's slots), by name:
+	// kept on the leader and, for physical slots, on replicas too.
+	Slots map[string]*PermanentSlot `json:"slots,omitempty" yaml:"slots"`
+	// IgnoreSlots lists slots Regent never drops (internal/slots).
+	IgnoreSlots []IgnoreSlot `json:"ignore_slots,omitempty" yaml:"ignore_slots"`
+	// MemberSlotsTTL is how long a member's slot outlives its member key.
+	MemberSlotsTTL Seconds `json:"member_slots_ttl" yaml:"member_slots_ttl"`
 	// PostgreSQL holds cluster-wide PostgreSQL settings.
 	PostgreSQL PostgreSQLConfig `json:"postgresql" yaml:"postgresql"`
 }
@@ -71,8 +78,10 @@ type PostgreSQLConfig struct {
 	RemoveDataDirectoryOnRewindFailure bool `json:"remove_data_directory_on_rewind_failure,omitempty" yaml:"remove_data_directory_on_rewind_failure"`
 	// RemoveDataDirectoryOnDivergedTimelines allows re-cloning a member
 	// whose timeline diverged when pg_rewind is not used.
-	RemoveDataDirectoryOnDivergedTimelines bool              `json:"remove_data_directory_on_diverged_timelines,omitempty" yaml:"remove_data_directory_on_diverged_timelines"`
-	Parameters                             map[string]string `json:"parameters,omitempty" yaml:"parameters"`
+	RemoveDataDirectoryOnDivergedTimelines bool `json:"remove_data_directory_on_diverged_timelines,omitempty" yaml:"remove_data_directory_on_diverged_timelines"`
+	// UseSlots gives every member a physical replication slot.
+	UseSlots   bool              `json:"use_slots" yaml:"use_slots"`
+	Parameters map[string]string `json:"parameters,omitempty" yaml:"parameters"`
 }
 
 // DefaultDynamicConfig returns Regent's defaults. They are derived from the
@@ -93,8 +102,10 @@ func DefaultDynamicConfig() DynamicConfig {
 		PeerTimeout:          1,
 		SynchronousMode:      SyncOff,
 		SynchronousNodeCount: 1,
+		MemberSlotsTTL:       1800,
 		PostgreSQL: PostgreSQLConfig{
 			UsePgRewind: true,
+			UseSlots:    true,
 		},
 	}
 }

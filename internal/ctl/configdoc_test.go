@@ -179,7 +179,7 @@ func TestBuildConfig(t *testing.T) {
 		if got := jsonOf(t, MergePatch(old, d)); got != jsonOf(t, doc(t, want)) {
 			t.Fatalf("patch %s\nwant %s", got, want)
 		}
-		if jsonOf(t, old["postgresql"]) != `{"parameters":{"shared_buffers":"128MB","work_mem":"4MB"},"use_pg_rewind":true}` {
+		if jsonOf(t, old["postgresql"]) != `{"parameters":{"shared_buffers":"128MB","work_mem":"4MB"},"use_pg_rewind":true,"use_slots":true}` {
 			t.Fatalf("old document modified: %s", jsonOf(t, old))
 		}
 	})
@@ -214,7 +214,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	cases := []struct{ name, set, want string }{
 		{"unknown key", "synchronous_modus=on", `unknown key "synchronous_modus"`},
-		{"unknown nested key", "postgresql.use_slots=true", `unknown key "postgresql.use_slots"`},
+		{"unknown nested key", "postgresql.use_slotz=true", `unknown key "postgresql.use_slotz"`},
 		{"wrong type", "ttl=abc", "ttl must be an integer"},
 		{"timing rule", "ttl=2", "loop_wait + 2*retry_timeout"},
 	}

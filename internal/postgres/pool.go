@@ -113,10 +113,16 @@ func closeConn(c *pgx.Conn) {
 
 // connect opens a superuser connection to the local server over TCP.
 func (i *Instance) connect(ctx context.Context) (*pgx.Conn, error) {
+	return i.connectDB(ctx, "postgres")
+}
+
+// connectDB opens a superuser connection to database db of the local
+// server over TCP.
+func (i *Instance) connectDB(ctx context.Context, db string) (*pgx.Conn, error) {
 	cs := renderConnParams([]connParam{
 		{"host", i.connectH},
 		{"port", strconv.Itoa(i.listenP)},
-		{"dbname", "postgres"},
+		{"dbname", db},
 		{"sslmode", "disable"},
 		{"connect_timeout", "2"},
 		{"application_name", "regent"},

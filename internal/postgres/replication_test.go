@@ -12,7 +12,23 @@ import (
 	"time"
 
 	"github.com/regent-ha/regent/internal/cluster"
+	"github.com/regent-ha/regent/internal/slots"
 )
+
+// syncSlots lists inst's slots, decides for in and applies the plan.
+func syncSlots(t *testing.T, inst *Instance, in slots.Input) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	existing, err := inst.ReplicationSlots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Existing = existing
+	if err := inst.ApplySlots(ctx, slots.Decide(in)); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestReplicationFailoverRewind builds a primary and a streaming replica,
 // promotes the replica, rewinds the diverged old primary and makes it
@@ -39,17 +55,20 @@ func TestReplicationFailoverRewind(t *testing.T) {
 	if v := a.queryString(t, "SELECT rolreplication::text FROM pg_roles WHERE rolname = $1", testReplUser); v != "true" {
 		t.Errorf("rolreplication = %q", v)
 	}
+	// Slots: a slot made by hand (pg_receivewal, barman) is not
+	// Regent's and survives; an owned slot whose member left more than
+	// member_slots_ttl ago is dropped.
 	a.exec(t, "SELECT pg_create_physical_replication_slot('stale_slot')")
-	if err := a.EnsureSlots(ctx, []string{slotB}); err != nil {
-		t.Fatal(err)
+	a.exec(t, "SELECT pg_create_physical_replication_slot('barman_receivewal', true)")
+	leaderIn := slots.Input{Self: "member-a", Primary: true, Members: []string{"member-a", "Member-B"},
+		Expired: []string{"stale_slot"}, Config: cluster.DefaultDynamicConfig()}
+	for range 2 { // idempotent
+		syncSlots(t, a.Instance, leaderIn)
 	}
-	if err := a.EnsureSlots(ctx, []string{slotB}); err != nil {
-		t.Fatal(err)
+	if v := a.queryString(t, "SELECT string_agg(slot_name::text, ',' ORDER BY slot_name) FROM pg_replication_slots"); v != "barman_receivewal,"+slotB {
+		t.Errorf("slots = %q, want barman_receivewal,%s", v, slotB)
 	}
-	if v := a.queryString(t, "SELECT string_agg(slot_name::text, ',' ORDER BY slot_name) FROM pg_replication_slots"); v != slotB {
-		t.Errorf("slots = %q, want %q", v, slotB)
-	}
-	if err := a.EnsureSlots(ctx, []string{"Bad-Name"}); err == nil {
+	if err := a.ApplySlots(ctx, slots.Plan{Create: []string{"Bad-Name"}}); err == nil {
 		t.Error("invalid slot name accepted")
 	}
 
@@ -78,6 +97,38 @@ func TestReplicationFailoverRewind(t *testing.T) {
 		return s.InRecovery && s.ReplicationState == "streaming" && s.Timeline == 1 && s.ReplayLSN >= sa.WriteLSN,
 			stateString(s)
 	})
+	// The replica keeps copies of the other members' slots and advances
+	// them to the leader's published positions.
+	replicaIn := slots.Input{Self: "Member-B", Members: []string{"member-a", "Member-B", "member-c"},
+		Config: cluster.DefaultDynamicConfig()}
+	syncSlots(t, b.Instance, replicaIn)
+	restart := func() int64 {
+		v := b.queryString(t, "SELECT pg_wal_lsn_diff(restart_lsn, '0/0')::bigint::text FROM pg_replication_slots WHERE slot_name = 'member_c'")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("restart_lsn of member_c on the replica: %q", v)
+		}
+		return n
+	}
+	beforeLSN := restart()
+	a.exec(t, "CREATE TABLE wal1 (v int)")
+	a.exec(t, "SELECT pg_switch_wal()")
+	a.exec(t, "CREATE TABLE wal2 (v int)")
+	target := a.state(t).WriteLSN
+	waitFor(t, 20*time.Second, "replica b to replay the new WAL", func() (bool, string) {
+		s, err := b.Query(ctx)
+		return err == nil && s.ReplayLSN >= target, fmt.Sprint(s.ReplayLSN, err)
+	})
+	replicaIn.Positions = map[string]int64{"member_c": target}
+	syncSlots(t, b.Instance, replicaIn)
+	if after := restart(); after != target || after <= beforeLSN {
+		t.Errorf("member_c on the replica: restart_lsn %s -> %s, want advanced to %s",
+			cluster.FormatLSN(beforeLSN), cluster.FormatLSN(after), cluster.FormatLSN(target))
+	}
+	if v := b.queryString(t, "SELECT string_agg(slot_name::text, ',' ORDER BY slot_name) FROM pg_replication_slots"); v != slotA+",member_c" {
+		t.Errorf("replica slots = %q", v)
+	}
+
 	sb := b.state(t)
 	if sb.ReceiveLSN < sa.WriteLSN || sb.SystemIdentifier != sa.SystemIdentifier {
 		t.Errorf("replica state %+v, primary %+v", sb, sa)
@@ -143,7 +194,7 @@ func TestReplicationFailoverRewind(t *testing.T) {
 	if err := b.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.EnsureSlots(ctx, []string{slotA}); err != nil {
+	if err := b.ApplySlots(ctx, slots.Plan{Create: []string{slotA}}); err != nil {
 		t.Fatal(err)
 	}
 	// A source that refuses connections: the failure is transient and the
