@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +18,17 @@ func runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -c member.yaml",
 		Short: "Run the member agent beside a PostgreSQL server",
-		Args:  cobra.NoArgs,
+		Long: `Run runs the member agent until SIGINT or SIGTERM, which stop PostgreSQL
+and leave the cluster cleanly. SIGHUP rereads the configuration file, as
+POST /reload and "regent reload" do.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Catch SIGHUP before anything else: its default action
+			// would end the agent, and on a leader a dead agent means
+			// a fence and a failover.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
@@ -26,12 +38,29 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			a.SetConfigPath(path)
-			return a.Run(cmd.Context())
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			go reloadOnHUP(ctx, a, hup)
+			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "member configuration file (required)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// reloadOnHUP reloads the agent's configuration on every SIGHUP until ctx
+// ends. Signals that arrive during a reload are coalesced into one more.
+// Agent.Reload logs its outcome.
+func reloadOnHUP(ctx context.Context, a *agent.Agent, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_, _ = a.Reload(ctx, "SIGHUP")
+		}
+	}
 }
 
 func newLogger(lc config.LogConfig) *slog.Logger {
