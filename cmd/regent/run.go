@@ -33,11 +33,13 @@ POST /reload and "regent reload" do.`,
 			if err != nil {
 				return err
 			}
-			a, err := agent.New(cfg, newLogger(cfg.Log))
+			level := new(slog.LevelVar)
+			a, err := agent.New(cfg, newLogger(cfg.Log, level))
 			if err != nil {
 				return err
 			}
 			a.SetConfigPath(path)
+			a.SetLogLevel(level)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			go reloadOnHUP(ctx, a, hup)
@@ -63,9 +65,12 @@ func reloadOnHUP(ctx context.Context, a *agent.Agent, hup <-chan os.Signal) {
 	}
 }
 
-func newLogger(lc config.LogConfig) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(lc.Level))
+// newLogger returns the agent's logger at lc.Level, kept in level so that
+// a reload can change it.
+func newLogger(lc config.LogConfig, level *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(lc.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if lc.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))

@@ -108,6 +108,10 @@ type Agent struct {
 	scheduledRestart *api.RestartRequest
 	// configPath is the member file, reread on reload ("" = not known).
 	configPath string
+	// api is the REST server, whose access rules and certificate a
+	// reload replaces; logLevel, when set, is the logger's level.
+	api      *api.Server
+	logLevel *slog.LevelVar
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -385,18 +389,10 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 		return nil, fmt.Errorf("restapi TLS: %w", err)
 	}
 	srv.TLS = tlsCfg
-	nets, err := rc.AllowlistNets()
-	if err != nil {
-		return nil, fmt.Errorf("restapi.allowlist: %w", err)
+	if srv.Access, err = restAccess(rc); err != nil {
+		return nil, err
 	}
-	srv.Access = api.Access{Allowlist: nets, RequireClientCert: rc.VerifyClient != "" && rc.VerifyClient != config.VerifyClientNone}
-	if auth := rc.Authentication; auth != nil {
-		pw, err := auth.Password.Value()
-		if err != nil {
-			return nil, fmt.Errorf("restapi.authentication.password: %w", err)
-		}
-		srv.Access.Username, srv.Access.Password = auth.Username, pw
-	}
+	a.api = srv
 	return srv, nil
 }
 

@@ -59,6 +59,8 @@ type Server struct {
 	dcs ClusterReader
 	log *slog.Logger
 	now func() time.Time
+
+	live live
 }
 
 // New returns a Server reading snapshots from src and fresh cluster views
@@ -98,7 +100,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.loadTimeout() + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		TLSConfig:         s.TLS,
+		TLSConfig:         s.serverTLS(),
 	}
 	scheme := "http"
 	if s.TLS != nil {
