@@ -11,6 +11,7 @@ import (
 
 	"github.com/regent-ha/regent/internal/agent"
 	"github.com/regent-ha/regent/internal/config"
+	"github.com/regent-ha/regent/internal/sdnotify"
 )
 
 func runCmd() *cobra.Command {
@@ -29,6 +30,9 @@ POST /reload and "regent reload" do.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			// Before any child process starts: FromEnv keeps
+			// $NOTIFY_SOCKET from PostgreSQL and the fence process.
+			notify := sdnotify.FromEnv()
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
@@ -40,6 +44,7 @@ POST /reload and "regent reload" do.`,
 			}
 			a.SetConfigPath(path)
 			a.SetLogLevel(level)
+			a.SetNotifier(notify)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			go reloadOnHUP(ctx, a, hup)

@@ -21,6 +21,7 @@ import (
 	"github.com/regent-ha/regent/internal/ha"
 	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
+	"github.com/regent-ha/regent/internal/sdnotify"
 )
 
 // Version is the agent version advertised in member keys and the API.
@@ -112,6 +113,12 @@ type Agent struct {
 	// reload replaces; logLevel, when set, is the logger's level.
 	api      *api.Server
 	logLevel *slog.LevelVar
+	// notify tells systemd about start-up, reloads and shutdown and feeds
+	// its watchdog (nil: not run by systemd with Type=notify).
+	notify *sdnotify.Notifier
+	// readySent and watchdogFed: see loopDone.
+	readySent   bool
+	watchdogFed time.Time
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -186,11 +193,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ln, err := api.Listen(a.cfg.RestAPI.Listen)
+	if err != nil {
+		return err
+	}
 	apiErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		apiErr <- srv.ListenAndServe(ctx, a.cfg.RestAPI.Listen)
+		apiErr <- srv.Serve(ctx, ln)
 	}()
 
 	events := client.Watch(ctx)
@@ -207,6 +218,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := a.loop(ctx); err != nil {
 			return err
 		}
+		a.loopDone()
 		select {
 		case <-ctx.Done():
 			a.shutdown()
@@ -240,6 +252,9 @@ func (a *Agent) loopWait() time.Duration {
 	d := a.dyn.LoopWaitDuration()
 	if a.dcs.LeaseTTLOutdated() {
 		d = min(d, time.Second)
+	}
+	if iv := a.notify.WatchdogInterval(); iv > 0 {
+		d = min(d, iv)
 	}
 	return d
 }
@@ -310,6 +325,7 @@ func (a *Agent) dcsOptions() dcs.Options {
 // PostgreSQL has stopped, so that no replica is promoted while it can still
 // accept writes.
 func (a *Agent) shutdown() {
+	a.notifySystemd(a.notify.Stopping, "STOPPING=1")
 	a.guard.disarm()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

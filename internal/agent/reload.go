@@ -141,6 +141,8 @@ func changedPaths(prefix string, a, b reflect.Value) []string {
 // reloads it. The REST API's certificate files are reread even when their
 // paths did not change, so a renewed certificate takes effect.
 func (a *Agent) reload(ctx context.Context, why string) (ReloadReport, error) {
+	a.notifySystemd(a.notify.Reloading, "RELOADING=1")
+	defer a.notifySystemd(a.notify.Ready, "READY=1")
 	var rep ReloadReport
 	if a.configPath != "" {
 		cfg, err := config.Load(a.configPath)
