@@ -21,6 +21,7 @@ import (
 	"github.com/regent-ha/regent/internal/ha"
 	"github.com/regent-ha/regent/internal/metrics"
 	"github.com/regent-ha/regent/internal/postgres"
+	"github.com/regent-ha/regent/internal/sdnotify"
 	"github.com/regent-ha/regent/internal/slots"
 )
 
@@ -116,6 +117,16 @@ type Agent struct {
 	scheduledRestart *api.RestartRequest
 	// configPath is the member file, reread on reload ("" = not known).
 	configPath string
+	// api is the REST server, whose access rules and certificate a
+	// reload replaces; logLevel, when set, is the logger's level.
+	api      *api.Server
+	logLevel *slog.LevelVar
+	// notify tells systemd about start-up, reloads and shutdown and feeds
+	// its watchdog (nil: not run by systemd with Type=notify).
+	notify *sdnotify.Notifier
+	// readySent and watchdogFed: see loopDone.
+	readySent   bool
+	watchdogFed time.Time
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -190,11 +201,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ln, err := api.Listen(a.cfg.RestAPI.Listen)
+	if err != nil {
+		return err
+	}
 	apiErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		apiErr <- srv.ListenAndServe(ctx, a.cfg.RestAPI.Listen)
+		apiErr <- srv.Serve(ctx, ln)
 	}()
 
 	events := client.Watch(ctx)
@@ -211,6 +226,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := a.loop(ctx); err != nil {
 			return err
 		}
+		a.loopDone()
 		select {
 		case <-ctx.Done():
 			a.shutdown()
@@ -244,6 +260,9 @@ func (a *Agent) loopWait() time.Duration {
 	d := a.dyn.LoopWaitDuration()
 	if a.dcs.LeaseTTLOutdated() {
 		d = min(d, time.Second)
+	}
+	if iv := a.notify.WatchdogInterval(); iv > 0 {
+		d = min(d, iv)
 	}
 	return d
 }
@@ -314,6 +333,7 @@ func (a *Agent) dcsOptions() dcs.Options {
 // PostgreSQL has stopped, so that no replica is promoted while it can still
 // accept writes.
 func (a *Agent) shutdown() {
+	a.notifySystemd(a.notify.Stopping, "STOPPING=1")
 	a.guard.disarm()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -393,18 +413,10 @@ func (a *Agent) apiServer(client *dcs.Client) (*api.Server, error) {
 		return nil, fmt.Errorf("restapi TLS: %w", err)
 	}
 	srv.TLS = tlsCfg
-	nets, err := rc.AllowlistNets()
-	if err != nil {
-		return nil, fmt.Errorf("restapi.allowlist: %w", err)
+	if srv.Access, err = restAccess(rc); err != nil {
+		return nil, err
 	}
-	srv.Access = api.Access{Allowlist: nets, RequireClientCert: rc.VerifyClient != "" && rc.VerifyClient != config.VerifyClientNone}
-	if auth := rc.Authentication; auth != nil {
-		pw, err := auth.Password.Value()
-		if err != nil {
-			return nil, fmt.Errorf("restapi.authentication.password: %w", err)
-		}
-		srv.Access.Username, srv.Access.Password = auth.Username, pw
-	}
+	a.api = srv
 	return srv, nil
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/regent-ha/regent/internal/api"
 	"github.com/regent-ha/regent/internal/cluster"
-	"github.com/regent-ha/regent/internal/config"
 	"github.com/regent-ha/regent/internal/operate"
 	"github.com/regent-ha/regent/internal/postgres"
 )
@@ -178,31 +177,10 @@ func (op operator) CancelRestart(ctx context.Context) (bool, error) {
 	return had, err
 }
 
-// Reload rereads the member's configuration file (tags and local
-// PostgreSQL parameters) and reloads PostgreSQL.
+// Reload rereads the member's configuration file and reloads PostgreSQL
+// (Agent.Reload).
 func (op operator) Reload(ctx context.Context) error {
-	a := op.a
-	var err error
-	if doErr := a.do(ctx, func(lctx context.Context) {
-		if a.configPath != "" {
-			cfg, lerr := config.Load(a.configPath)
-			if lerr != nil {
-				err = &operate.BadRequestError{Reason: lerr.Error()}
-				return
-			}
-			a.cfg.Tags = cfg.Tags
-			a.cfg.PostgreSQL.Parameters = cfg.PostgreSQL.Parameters
-		}
-		a.applyParameters(lctx)
-		rctx, cancel := context.WithTimeout(lctx, a.dyn.RetryTimeoutDuration())
-		defer cancel()
-		if _, running := a.pg.Running(); running {
-			err = a.pg.Reload(rctx)
-		}
-		a.log.Info("configuration reloaded", "action", "reload", "reason", "requested through the REST API")
-	}); doErr != nil {
-		return doErr
-	}
+	_, err := op.a.Reload(ctx, "requested through the REST API")
 	return err
 }
 

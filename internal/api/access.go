@@ -32,10 +32,10 @@ func readOnly(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
-// authorize applies s.Access to a mutating request; it answers the request
+// authorize applies the access rules (Access, or the last SetAccess) to a mutating request; it answers the request
 // and returns false when access is denied.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
-	a := &s.Access
+	a := s.access()
 	if len(a.Allowlist) > 0 {
 		ip := remoteIP(r)
 		if !allowed(a.Allowlist, ip) {

@@ -59,6 +59,8 @@ type Server struct {
 	dcs ClusterReader
 	log *slog.Logger
 	now func() time.Time
+
+	live live
 }
 
 // New returns a Server reading snapshots from src and fresh cluster views
@@ -83,12 +85,25 @@ func (s *Server) Handler() http.Handler { return s }
 // shutdown caused by ctx and an error when addr cannot be listened on or
 // serving fails.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr)
 	if err != nil {
-		return fmt.Errorf("REST API cannot listen on %q: %w (check restapi.listen: it must be a free host:port on this machine)", addr, err)
+		return err
 	}
 	return s.serve(ctx, ln)
 }
+
+// Listen opens the API's listening socket on addr, for Serve.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("REST API cannot listen on %q: %w (check restapi.listen: it must be a free host:port on this machine)", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve is ListenAndServe on a socket opened by Listen, so that the
+// caller knows when the API accepts connections.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.serve(ctx, ln) }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
@@ -98,7 +113,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.loadTimeout() + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		TLSConfig:         s.TLS,
+		TLSConfig:         s.serverTLS(),
 	}
 	scheme := "http"
 	if s.TLS != nil {

@@ -155,7 +155,7 @@ func (i *Instance) renderConfig() (renderedConfig, error) {
 	}
 	out.conf = b.Bytes()
 
-	hba := i.opts.PgHBA
+	hba, _, _ := i.Access()
 	if len(hba) == 0 {
 		hba = defaultHBA
 	}

@@ -131,8 +131,8 @@ func (i *Instance) connectDB(ctx context.Context, db string) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connection config: %w", err)
 	}
-	cfg.User = i.opts.Superuser.Username
-	cfg.Password = i.opts.Superuser.Password
+	_, su, _ := i.Access()
+	cfg.User, cfg.Password = su.Username, su.Password
 	cfg.ConnectTimeout = 2 * time.Second
 	cfg.Fallbacks = nil
 	c, err := pgx.ConnectConfig(ctx, cfg)

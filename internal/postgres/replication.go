@@ -21,11 +21,12 @@ import (
 // The statement, which carries the password, is kept out of the server
 // log.
 func (i *Instance) EnsureReplicationRole(ctx context.Context) error {
-	name, pw := i.opts.Replication.Username, i.opts.Replication.Password
+	_, su, rep := i.Access()
+	name, pw := rep.Username, rep.Password
 	if name == "" {
 		return errors.New("ensure replication role: replication username is empty")
 	}
-	if name == i.opts.Superuser.Username {
+	if name == su.Username {
 		return nil
 	}
 	var verb string
