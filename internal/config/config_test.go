@@ -231,6 +231,13 @@ func TestDefaults(t *testing.T) {
 				t.Errorf("tags = %+v", c.Tags)
 			}
 		}},
+		{"Patroni callbacks and hooks", base + "  callbacks:\n    on_start: /cb start\n    on_stop: /cb\n    on_restart: /cb\n    on_reload: /cb\n    on_role_change: '/cb x'\n  pre_promote: /pp\n  before_stop: /bs\n  callback_timeout: 5s\n", func(t *testing.T, c *config.Config) {
+			want := config.CallbacksConfig{OnStart: "/cb start", OnStop: "/cb", OnRestart: "/cb", OnReload: "/cb", OnRoleChange: "/cb x"}
+			if c.PostgreSQL.Callbacks != want || c.PostgreSQL.PrePromote != "/pp" || c.PostgreSQL.BeforeStop != "/bs" ||
+				time.Duration(c.PostgreSQL.CallbackTimeout) != 5*time.Second {
+				t.Errorf("postgresql = %+v", c.PostgreSQL)
+			}
+		}},
 		{"custom and Patroni 4 tags", base + "tags:\n  dc: east\n  rack: 3\n  ssd: true\n  weight: 1.5\n  nofailovr: true\n  nostream: true\n  sync_priority: 2\n", func(t *testing.T, c *config.Config) {
 			want := map[string]any{"dc": "east", "rack": 3, "ssd": true, "weight": 1.5, "nofailovr": true}
 			if !reflect.DeepEqual(c.Tags.Custom, want) {
