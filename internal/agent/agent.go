@@ -108,6 +108,8 @@ type Agent struct {
 	scheduledRestart *api.RestartRequest
 	// configPath is the member file, reread on reload ("" = not known).
 	configPath string
+	// life drives the user's callbacks (callbacks.go).
+	life lifecycle
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -128,6 +130,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		requests: make(chan *request),
 	}
 	a.metrics = metrics.New(a.pub)
+	a.life.runner = newCallbackRunner(a)
 	a.guard = newLeaseGuard(func(reason string, fenceTimeout time.Duration) {
 		a.metrics.RecordFence(metrics.FenceGuardTimer)
 		a.fenceNow(reason, fenceTimeout)
@@ -158,6 +161,7 @@ func postgresOptions(cfg *config.Config, dyn cluster.DynamicConfig, logger *slog
 // member name).
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.pg.Close()
+	defer a.life.runner.Close()
 	client, err := a.connect(ctx)
 	if err != nil {
 		return err
@@ -316,10 +320,12 @@ func (a *Agent) shutdown() {
 	wasLeader := a.keyOnMyLease
 	if _, running := a.pg.Running(); running {
 		a.log.Info("stopping PostgreSQL (fast) on shutdown")
+		a.beforeStop(ctx)
 		if err := a.pg.Stop(ctx, postgres.StopFast, 20*time.Second); err != nil {
 			a.log.Error("stopping PostgreSQL", "err", err)
 			return
 		}
+		a.pgStopped()
 	}
 	if a.fence != nil {
 		a.fence.stop()

@@ -134,6 +134,7 @@ func (a *Agent) startRestart(ctx context.Context, r api.RestartRequest, why stri
 	a.startTask(ctx, "restart", cluster.StateStarting, func(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(ctx, timeout+fenceTimeout)
 		defer cancel()
+		a.beforeStop(sctx)
 		if err := a.pg.Stop(sctx, postgres.StopFast, fenceTimeout); err != nil {
 			return err
 		}
@@ -145,6 +146,7 @@ func (a *Agent) startRestart(ctx context.Context, r api.RestartRequest, why stri
 		a.startFailed = err != nil
 		if err == nil {
 			a.following = following
+			a.pgRestarted(map[bool]string{true: cluster.RolePrimary, false: cluster.RoleReplica}[asPrimary])
 		}
 		result <- err
 	})
@@ -197,7 +199,9 @@ func (op operator) Reload(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(lctx, a.dyn.RetryTimeoutDuration())
 		defer cancel()
 		if _, running := a.pg.Running(); running {
-			err = a.pg.Reload(rctx)
+			if err = a.pg.Reload(rctx); err == nil {
+				a.pgReloaded()
+			}
 		}
 		a.log.Info("configuration reloaded", "action", "reload", "reason", "requested through the REST API")
 	}); doErr != nil {
