@@ -58,7 +58,7 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		a.startTask(ctx, "bootstrap", cluster.StateInitializing, func(ctx context.Context) error {
 			return a.bootstrap(ctx, dyn)
 		}, func(err error) {
-			if err == nil {
+			if _, running := a.pg.Running(); err == nil && running { // not when the race was lost
 				a.pgStarted(cluster.RolePrimary)
 			}
 		})
