@@ -127,6 +127,8 @@ type Agent struct {
 	// readySent and watchdogFed: see loopDone.
 	readySent   bool
 	watchdogFed time.Time
+	// life drives the user's callbacks (callbacks.go).
+	life lifecycle
 }
 
 // New prepares an agent. It checks the PostgreSQL binaries but does not
@@ -147,6 +149,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		requests: make(chan *request),
 	}
 	a.metrics = metrics.New(a.pub)
+	a.life.runner = newCallbackRunner(a)
 	a.guard = newLeaseGuard(func(reason string, fenceTimeout time.Duration) {
 		a.metrics.RecordFence(metrics.FenceGuardTimer)
 		a.fenceNow(reason, fenceTimeout)
@@ -177,6 +180,7 @@ func postgresOptions(cfg *config.Config, dyn cluster.DynamicConfig, logger *slog
 // member name).
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.pg.Close()
+	defer a.life.runner.Close()
 	client, err := a.connect(ctx)
 	if err != nil {
 		return err
@@ -222,6 +226,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.probeRequiredWatchdog()
 	a.log.Info("agent started", "version", Version, "data_dir", a.cfg.PostgreSQL.DataDir,
 		"restapi", a.cfg.RestAPI.Listen, "postgresql", a.cfg.PostgreSQL.Listen)
+	if a.cfg.Tags.NoStream {
+		a.log.Warn("tag nostream is published but not acted on: as a replica this member streams from its upstream (Regent has no archive-only replicas yet)")
+	}
 	for {
 		if err := a.loop(ctx); err != nil {
 			return err
@@ -341,10 +348,12 @@ func (a *Agent) shutdown() {
 	wasLeader := a.keyOnMyLease
 	if _, running := a.pg.Running(); running {
 		a.log.Info("stopping PostgreSQL (fast) on shutdown")
+		a.beforeStop(ctx)
 		if err := a.pg.Stop(ctx, postgres.StopFast, 20*time.Second); err != nil {
 			a.log.Error("stopping PostgreSQL", "err", err)
 			return
 		}
+		a.pgStopped()
 	}
 	if a.fence != nil {
 		a.fence.stop()

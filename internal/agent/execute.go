@@ -57,7 +57,11 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		dyn := a.dyn
 		a.startTask(ctx, "bootstrap", cluster.StateInitializing, func(ctx context.Context) error {
 			return a.bootstrap(ctx, dyn)
-		}, nil)
+		}, func(err error) {
+			if _, running := a.pg.Running(); err == nil && running { // not when the race was lost
+				a.pgStarted(cluster.RolePrimary)
+			}
+		})
 	case ha.Clone:
 		src, err := a.source(o.Cluster, act.Target, true)
 		if err != nil {
@@ -111,7 +115,12 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 			sctx, cancel := context.WithTimeout(ctx, a.dyn.PrimaryStartTimeoutDuration())
 			defer cancel()
 			return a.pg.Start(sctx, postgres.StartOptions{})
-		}, func(err error) { a.startFailed = err != nil })
+		}, func(err error) {
+			a.startFailed = err != nil
+			if err == nil {
+				a.pgStarted(cluster.RolePrimary)
+			}
+		})
 	case ha.StartReplica:
 		a.startTask(ctx, "start", cluster.StateStarting, func(ctx context.Context) error {
 			return a.startReplica(ctx, o.Cluster, act.Target)
@@ -157,6 +166,12 @@ func (a *Agent) apply(ctx context.Context, o ha.Observation, d ha.Decision, act 
 		if err := a.stillHoldsClaim(); err != nil {
 			return err
 		}
+		if why := a.prePromote(ctx); why != "" {
+			return a.abortPromotion(ctx, o, why)
+		}
+		if err := a.stillHoldsClaim(); err != nil {
+			return err
+		}
 		return a.promote(ctx, o, d.Reason)
 	case ha.SetSyncStandbys:
 		sctx, cancel := context.WithTimeout(ctx, rt)
@@ -198,11 +213,21 @@ func (a *Agent) stop(ctx context.Context, mode postgres.StopMode, reason string)
 	if mode == postgres.StopFast {
 		escalate = a.dyn.TTLDuration()
 	}
+	if mode != postgres.StopImmediate {
+		a.beforeStop(ctx) // not before a demotion: the old primary must stop at once
+	}
 	sctx, cancel := context.WithTimeout(ctx, escalate+5*time.Second)
 	defer cancel()
 	a.expectRunning = false
 	a.following = ""
-	return a.pg.Stop(sctx, mode, escalate)
+	_, wasRunning := a.pg.Running()
+	if err := a.pg.Stop(sctx, mode, escalate); err != nil {
+		return err
+	}
+	if wasRunning {
+		a.pgStopped()
+	}
+	return nil
 }
 
 // fenceNow stops PostgreSQL immediately so it can acknowledge no further
@@ -274,6 +299,7 @@ func (a *Agent) followingOnSuccess(leader string, next func(error)) func(error) 
 	return func(err error) {
 		if err == nil {
 			a.following = leader
+			a.pgStarted(cluster.RoleReplica)
 		}
 		if next != nil {
 			next(err)
@@ -316,6 +342,7 @@ func (a *Agent) promote(ctx context.Context, o ha.Observation, reason string) er
 		a.fenceNow("promoted after the leader claim was lost: "+err.Error(), a.dyn.FenceTimeoutDuration())
 		return err
 	}
+	a.pgPromoted()
 	a.checkpointPending = true
 	hctx, hcancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
 	defer hcancel()

@@ -47,6 +47,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		started := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
+		a.beforeStop(sctx)
 		stopped := make(chan error, 1)
 		go func() { stopped <- a.pg.Stop(sctx, postgres.StopFast, 30*time.Second) }()
 		// Whatever happens next, the task ends only once the postmaster is
@@ -87,6 +88,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, target, reason s
 		switch {
 		case err == nil:
 			a.releaseResolved("switchover hand-over")
+			a.pgStopped()
 		case errors.Is(err, errReleaseUnresolved):
 			a.releasePending = true
 		}

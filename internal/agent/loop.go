@@ -16,6 +16,10 @@ func (a *Agent) loop(ctx context.Context) error {
 	start := time.Now()
 	defer func() { a.metrics.ObserveLoop(time.Since(start)) }()
 	obs := a.observe(ctx)
+	if a.life.role == "" && obs.PG.Answered && a.task == nil {
+		// Found running, not started by this agent: on_start, as Patroni.
+		a.pgStarted(map[bool]string{true: cluster.RoleReplica, false: cluster.RolePrimary}[obs.PG.InRecovery])
+	}
 	d := ha.Decide(obs)
 	if d.Is(ha.ProbePeers) {
 		obs.Peers = a.probePeers(ctx, obs.Cluster)
@@ -48,7 +52,8 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	a.collectTask()
 	a.runScheduledRestart(ctx, time.Now())
 	obs := ha.Observation{
-		Self:   ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags, WatchdogMissing: a.watchdogMissing()},
+		Self: ha.Self{Name: a.cfg.Name, Tags: a.cfg.Tags, WatchdogMissing: a.watchdogMissing(),
+			PrePromoteBackoff: a.prePromoteBackoff()},
 		Config: a.dyn,
 	}
 

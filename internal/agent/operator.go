@@ -133,6 +133,7 @@ func (a *Agent) startRestart(ctx context.Context, r api.RestartRequest, why stri
 	a.startTask(ctx, "restart", cluster.StateStarting, func(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(ctx, timeout+fenceTimeout)
 		defer cancel()
+		a.beforeStop(sctx)
 		if err := a.pg.Stop(sctx, postgres.StopFast, fenceTimeout); err != nil {
 			return err
 		}
@@ -144,6 +145,7 @@ func (a *Agent) startRestart(ctx context.Context, r api.RestartRequest, why stri
 		a.startFailed = err != nil
 		if err == nil {
 			a.following = following
+			a.pgRestarted(map[bool]string{true: cluster.RolePrimary, false: cluster.RoleReplica}[asPrimary])
 		}
 		result <- err
 	})

@@ -58,7 +58,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		Timeline: a.timeline(p),
 		Pause:    a.dyn.Pause,
 	}
-	if tags := a.cfg.Tags; tags != (cluster.Tags{}) {
+	if tags := a.cfg.Tags; !tags.IsZero() {
 		m.Tags = &tags
 	}
 	if p.Answered {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/regent-ha/regent/internal/api"
 	"github.com/regent-ha/regent/internal/config"
@@ -58,6 +59,7 @@ var reloadable = []string{
 	"restapi.authentication",
 	"restapi.allowlist",
 	"restapi.certfile", "restapi.keyfile", "restapi.cafile", "restapi.verify_client",
+	"postgresql.callbacks", "postgresql.pre_promote", "postgresql.before_stop", "postgresql.callback_timeout",
 	"log.level",
 }
 
@@ -161,7 +163,9 @@ func (a *Agent) reload(ctx context.Context, why string) (ReloadReport, error) {
 	defer cancel()
 	var err error
 	if _, running := a.pg.Running(); running {
-		err = a.pg.Reload(rctx)
+		if err = a.pg.Reload(rctx); err == nil {
+			a.pgReloaded()
+		}
 	}
 	if len(rep.NotApplied) > 0 {
 		a.log.Warn("reload: some changed settings were not applied", "action", "reload", "reason", why,
@@ -214,6 +218,12 @@ func (a *Agent) applyFile(cfg *config.Config) error {
 	}
 	a.cfg.Tags = cfg.Tags
 	a.cfg.PostgreSQL.Parameters = cfg.PostgreSQL.Parameters
+	pc := &a.cfg.PostgreSQL
+	pc.Callbacks, pc.PrePromote, pc.BeforeStop, pc.CallbackTimeout = cfg.PostgreSQL.Callbacks,
+		cfg.PostgreSQL.PrePromote, cfg.PostgreSQL.BeforeStop, cfg.PostgreSQL.CallbackTimeout
+	if a.life.runner != nil {
+		a.life.runner.Update(callbackCommands(pc.Callbacks), time.Duration(pc.CallbackTimeout))
+	}
 	a.cfg.PostgreSQL.PgHBA = cfg.PostgreSQL.PgHBA
 	a.cfg.PostgreSQL.Authentication = auth
 	a.cfg.RestAPI.Authentication = rc.Authentication

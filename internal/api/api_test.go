@@ -147,6 +147,16 @@ func asyncSnap() Snapshot {
 	return s
 }
 
+// dcSnap adds custom tags (dc east, ssd true, rack 3, weight 1.5) to a
+// snapshot.
+func dcSnap(snap func() Snapshot) func() Snapshot {
+	return func() Snapshot {
+		s := snap()
+		s.Tags.Custom = map[string]any{"dc": "east", "ssd": true, "rack": 3, "weight": 1.5}
+		return s
+	}
+}
+
 func do(t testing.TB, h http.Handler, method, target string) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -307,6 +317,25 @@ func TestHealthChecks(t *testing.T) {
 			return s
 		}, "/replica?tag_replicatefrom=pg1", 503},
 		{"unknown tag", replicaSnap, "/replica?tag_zone=a", 503},
+		{"custom tag match", dcSnap(replicaSnap), "/replica?tag_dc=east", 200},
+		{"custom tags all match", dcSnap(replicaSnap), "/replica?tag_dc=east&tag_ssd=true&tag_rack=3&tag_weight=1.5", 200},
+		{"custom tag mismatch", dcSnap(replicaSnap), "/replica?tag_dc=west", 503},
+		{"custom tag case matters for strings", dcSnap(replicaSnap), "/replica?tag_dc=East", 503},
+		{"custom bool tag as Python prints it", dcSnap(replicaSnap), "/replica?tag_ssd=True", 503},
+		{"custom tag one of two mismatches", dcSnap(replicaSnap), "/replica?tag_dc=east&tag_rack=4", 503},
+		{"custom tag /read-only replica", dcSnap(replicaSnap), "/read-only?tag_dc=east", 200},
+		{"custom tag /read-only replica mismatch", dcSnap(replicaSnap), "/read-only?tag_dc=west", 503},
+		{"custom tag /read-only primary", dcSnap(primarySnap), "/read-only?tag_dc=east", 200},
+		{"custom tag /read-only primary mismatch", dcSnap(primarySnap), "/read-only?tag_dc=west", 503},
+		{"custom tag ignored on /primary", dcSnap(primarySnap), "/primary?tag_dc=west", 200},
+		{"custom tag ignored on /leader", dcSnap(primarySnap), "/leader?tag_dc=west", 200},
+		{"custom tag /asynchronous", dcSnap(asyncSnap), "/asynchronous?tag_dc=east", 200},
+		{"custom tag /asynchronous mismatch", dcSnap(asyncSnap), "/asynchronous?tag_dc=west", 503},
+		{"custom tag /sync", dcSnap(syncSnap), "/sync?tag_dc=east", 200},
+		{"custom tag /sync mismatch", dcSnap(syncSnap), "/sync?tag_dc=west", 503},
+		{"custom tag /health", dcSnap(replicaSnap), "/health?tag_dc=east", 200},
+		{"sync_priority tag", dcSnap(replicaSnap), "/replica?tag_sync_priority=1", 200},
+		{"nostream tag", dcSnap(replicaSnap), "/replica?tag_nostream=false", 200},
 		{"tag filter on /health", replicaSnap, "/health?tag_zone=a", 503},
 		{"stopped replica", func() Snapshot {
 			s := replicaSnap()
@@ -552,6 +581,16 @@ func TestPatroniReplicaAndFlags(t *testing.T) {
 	}
 	if _, ok := got["tags"]; ok {
 		t.Errorf("tags present without any tag set: %v", got["tags"])
+	}
+}
+
+func TestPatroniCustomTags(t *testing.T) {
+	snap := dcSnap(replicaSnap)()
+	snap.Tags.NoLoadBalance = true
+	got := decode(t, do(t, New(fakeSource{snap}, nil, nil).Handler(), http.MethodGet, "/patroni"))
+	want := map[string]any{"dc": "east", "ssd": true, "rack": float64(3), "weight": 1.5, "noloadbalance": true}
+	if mustJSON(t, got["tags"]) != mustJSON(t, want) {
+		t.Errorf("tags = %v, want %v", got["tags"], want)
 	}
 }
 

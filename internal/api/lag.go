@@ -84,25 +84,7 @@ func replayLag(s *Snapshot) int64 {
 }
 
 // tagValue renders the member's tag key as Patroni compares it in tag_<key>
-// filters: strings as is, booleans as "true"/"false", failover_priority as
-// its number (default 1). ok is false for an unknown or unset tag.
+// filters (cluster.Tags.TagFilterValue). ok is false for an unset tag.
 func tagValue(t cluster.Tags, key string) (v string, ok bool) {
-	switch key {
-	case "nofailover":
-		return strconv.FormatBool(t.NoFailover), true
-	case "noloadbalance":
-		return strconv.FormatBool(t.NoLoadBalance), true
-	case "clonefrom":
-		return strconv.FormatBool(t.CloneFrom), true
-	case "nosync":
-		return strconv.FormatBool(t.NoSync), true
-	case "failover_priority":
-		if t.FailoverPriority == nil {
-			return "1", true
-		}
-		return strconv.Itoa(*t.FailoverPriority), true
-	case "replicatefrom":
-		return t.ReplicateFrom, t.ReplicateFrom != ""
-	}
-	return "", false
+	return t.TagFilterValue(key)
 }

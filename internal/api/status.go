@@ -121,7 +121,4 @@ func orDefault(s, def string) string {
 }
 
 // tagsSet reports whether any tag is set.
-func tagsSet(t cluster.Tags) bool {
-	return t.NoFailover || t.FailoverPriority != nil || t.NoLoadBalance || t.CloneFrom ||
-		t.ReplicateFrom != "" || t.NoSync
-}
+func tagsSet(t cluster.Tags) bool { return !t.IsZero() }

@@ -43,28 +43,6 @@ const (
 	ReplicationArchive   = "in archive recovery"
 )
 
-// Tags are the per-member flags from the member's configuration file.
-type Tags struct {
-	NoFailover       bool   `json:"nofailover,omitempty" yaml:"nofailover"`
-	FailoverPriority *int   `json:"failover_priority,omitempty" yaml:"failover_priority"`
-	NoLoadBalance    bool   `json:"noloadbalance,omitempty" yaml:"noloadbalance"`
-	CloneFrom        bool   `json:"clonefrom,omitempty" yaml:"clonefrom"`
-	ReplicateFrom    string `json:"replicatefrom,omitempty" yaml:"replicatefrom"`
-	NoSync           bool   `json:"nosync,omitempty" yaml:"nosync"`
-}
-
-// Priority is the effective failover priority: 0 means never promote; the
-// default is 1. nofailover wins over any priority.
-func (t Tags) Priority() int {
-	if t.NoFailover {
-		return 0
-	}
-	if t.FailoverPriority == nil {
-		return 1
-	}
-	return *t.FailoverPriority
-}
-
 // Member is the value of members/<name>, written by each agent on its own
 // lease every HA loop.
 type Member struct {

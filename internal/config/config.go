@@ -111,6 +111,27 @@ type PostgreSQLConfig struct {
 	Parameters map[string]string `yaml:"parameters"`
 	// PgHBA are the pg_hba.conf lines; a sensible scram-sha-256 set when empty.
 	PgHBA []string `yaml:"pg_hba"`
+	// Callbacks are scripts run on lifecycle events (package callback).
+	Callbacks CallbacksConfig `yaml:"callbacks"`
+	// CallbackTimeout bounds one callback run; default 1m.
+	CallbackTimeout Duration `yaml:"callback_timeout"`
+	// PrePromote is run before PostgreSQL is promoted, once this member
+	// holds the leader key; a non-zero exit (or running out of the time
+	// the lease leaves) aborts the promotion and releases the key.
+	PrePromote string `yaml:"pre_promote"`
+	// BeforeStop is run before the agent stops PostgreSQL (not before a
+	// fence), bounded by retry_timeout; its result is only logged.
+	BeforeStop string `yaml:"before_stop"`
+}
+
+// CallbacksConfig is Patroni's postgresql.callbacks section: each script is
+// run as `<command> <action> <role> <scope>` in the background.
+type CallbacksConfig struct {
+	OnStart      string `yaml:"on_start"`
+	OnStop       string `yaml:"on_stop"`
+	OnRestart    string `yaml:"on_restart"`
+	OnReload     string `yaml:"on_reload"`
+	OnRoleChange string `yaml:"on_role_change"`
 }
 
 // Authentication holds the database roles Regent uses.

@@ -127,7 +127,10 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	walkType = func(typ reflect.Type, path string, visit func(string)) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if opts == "inline" {
+				continue // custom tags: any key
+			}
 			p := strings.TrimPrefix(path+"."+name, ".")
 			visit(p)
 			if f.Type.Kind() == reflect.Struct && !leaf[f.Type] {
@@ -228,6 +231,22 @@ func TestDefaults(t *testing.T) {
 				t.Errorf("tags = %+v", c.Tags)
 			}
 		}},
+		{"Patroni callbacks and hooks", base + "  callbacks:\n    on_start: /cb start\n    on_stop: /cb\n    on_restart: /cb\n    on_reload: /cb\n    on_role_change: '/cb x'\n  pre_promote: /pp\n  before_stop: /bs\n  callback_timeout: 5s\n", func(t *testing.T, c *config.Config) {
+			want := config.CallbacksConfig{OnStart: "/cb start", OnStop: "/cb", OnRestart: "/cb", OnReload: "/cb", OnRoleChange: "/cb x"}
+			if c.PostgreSQL.Callbacks != want || c.PostgreSQL.PrePromote != "/pp" || c.PostgreSQL.BeforeStop != "/bs" ||
+				time.Duration(c.PostgreSQL.CallbackTimeout) != 5*time.Second {
+				t.Errorf("postgresql = %+v", c.PostgreSQL)
+			}
+		}},
+		{"custom and Patroni 4 tags", base + "tags:\n  dc: east\n  rack: 3\n  ssd: true\n  weight: 1.5\n  nofailovr: true\n  nostream: true\n  sync_priority: 2\n", func(t *testing.T, c *config.Config) {
+			want := map[string]any{"dc": "east", "rack": 3, "ssd": true, "weight": 1.5, "nofailovr": true}
+			if !reflect.DeepEqual(c.Tags.Custom, want) {
+				t.Errorf("custom tags = %#v, want %#v", c.Tags.Custom, want)
+			}
+			if !c.Tags.NoStream || c.Tags.SyncPriority == nil || *c.Tags.SyncPriority != 2 || c.Tags.NoFailover {
+				t.Errorf("tags = %+v", c.Tags)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,7 +266,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested key", base + "  paramters: {a: b}\n", []string{`member.yaml: unknown key "postgresql.paramters" (line 10)`, `did you mean "parameters"?`}},
 		{"unknown dcs key", base + "bootstrap:\n  dcs:\n    tll: 30\n", []string{`unknown key "bootstrap.dcs.tll" (line 12)`, `did you mean "ttl"?`}},
 		{"unknown deep dcs key", base + "bootstrap:\n  dcs:\n    postgresql:\n      xyz: 1\n", []string{`unknown key "bootstrap.dcs.postgresql.xyz" (line 13)`, "valid keys here are use_pg_rewind"}},
-		{"unknown tag", base + "tags:\n  nofailovr: true\n", []string{`unknown key "tags.nofailovr" (line 11)`}},
+		{"custom tag not a scalar", base + "tags:\n  dc: [east, west]\n", []string{`tags.dc (line 11): expected a string, number or boolean, got a list`}},
+		{"custom tag given twice", base + "tags:\n  dc: east\n  dc: west\n", []string{`tags.dc (line 12): key given twice`}},
+		{"known tag of the wrong type", base + "tags:\n  sync_priority: high\n", []string{`tags.sync_priority (line 11): expected an integer, got "high"`}},
 		{"duplicate key", base + "  authentication:\n", []string{`member.yaml: postgresql.authentication (line 10): key given twice`}},
 		{"unknown password form", strings.Replace(base, "{password: su-secret}", "{password: {fil: /x}}", 1), []string{`unknown key "postgresql.authentication.superuser.password.fil"`, `did you mean "file"?`}},
 		{"all unknown keys reported", base + "a: 1\nb: 2\n", []string{`unknown key "a"`, `unknown key "b"`}},

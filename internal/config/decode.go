@@ -133,6 +133,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, ok := fields[key]
 		if !ok {
+			if rest, ok := inlineMap(v); ok {
+				d.decodeInline(p.value, rest, key, child)
+				continue
+			}
 			d.unknownKey(p.key, child, names)
 			continue
 		}
@@ -239,6 +243,37 @@ func mergeSources(v *yaml.Node) []*yaml.Node {
 	return nil
 }
 
+// inlineMap returns the struct's `yaml:",inline"` field of type
+// map[string]any, which takes the keys no other field names (custom tags).
+func inlineMap(v reflect.Value) (reflect.Value, bool) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if _, opts, _ := strings.Cut(f.Tag.Get("yaml"), ","); opts == "inline" &&
+			f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Interface {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// decodeInline stores the scalar n, as YAML types it (string, bool,
+// integer, float or null), under key in the inline map m.
+func (d *decoder) decodeInline(n *yaml.Node, m reflect.Value, key, path string) {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	var val any
+	if n.Kind != yaml.ScalarNode || n.Decode(&val) != nil {
+		d.errorf(n, path, "expected a string, number or boolean, got %s", describe(n))
+		return
+	}
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(m.Type()))
+	}
+	m.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(&val).Elem())
+}
+
 // structFields maps YAML key names to field indexes; names lists the keys
 // in declaration order.
 func structFields(t reflect.Type) (map[string]int, []string) {
@@ -249,8 +284,8 @@ func structFields(t reflect.Type) (map[string]int, []string) {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || opts == "inline" {
 			continue
 		}
 		if name == "" {

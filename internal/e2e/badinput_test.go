@@ -94,9 +94,9 @@ func runToExit(t *testing.T, timeout time.Duration, args ...string) (int, string
 func TestUnknownConfigKeyIsRefused(t *testing.T) {
 	t.Parallel()
 	dir := testDir(t)
-	path := memberYAML(t, dir, "m1", []string{"http://127.0.0.1:1"}, "tags:\n  nofailovr: true\n")
+	path := memberYAML(t, dir, "m1", []string{"http://127.0.0.1:1"}, "tagz:\n  nofailover: true\n")
 	code, out := runToExit(t, 10*time.Second, "run", "-c", path)
-	if code == 0 || !strings.Contains(out, `"tags.nofailovr"`) {
+	if code == 0 || !strings.Contains(out, `unknown key "tagz"`) || !strings.Contains(out, `did you mean "tags"?`) {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
 }

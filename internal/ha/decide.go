@@ -527,6 +527,8 @@ func ineligible(o Observation) string {
 		return "nofailover is set or failover_priority is 0"
 	case o.Self.WatchdogMissing:
 		return "watchdog.mode is required but the watchdog device is unavailable"
+	case o.Self.PrePromoteBackoff != "":
+		return o.Self.PrePromoteBackoff
 	case c.Initialize == nil || c.Initialize.SystemID == "":
 		return "cluster initialization is not complete"
 	}

@@ -126,6 +126,9 @@ func decideRequestedRace(o Observation, f *cluster.Failover) Decision {
 		if o.Self.Tags.Priority() <= 0 {
 			return decide(kind + " requested to this member, but nofailover is set: refusing")
 		}
+		if why := o.Self.PrePromoteBackoff; why != "" {
+			return refusePromotion(kind + " requested to this member, but " + why)
+		}
 		return decide(fmt.Sprintf("%s to this member requested by the operator: taking the leader key", kind),
 			promotion(o)...)
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 func TestFailsafeMode(t *testing.T) {
@@ -55,5 +57,28 @@ func TestRequiredWatchdogMissing(t *testing.T) {
 	})
 	if d := Decide(o); !d.Is(Wait) || !strings.Contains(d.Reason, "watchdog") {
 		t.Fatalf("replica without its required watchdog: %s (%s), want to wait", d.Summary(), d.Reason)
+	}
+}
+
+// After pre_promote aborted a promotion the member stays out of the race
+// (also a requested switchover to it) until the agent clears the back-off.
+func TestPrePromoteBackoff(t *testing.T) {
+	const why = "pre_promote script failed 1s ago; not racing for one ttl"
+	o := newWorld("n2").with(func(o *Observation) {
+		noLeader(o)
+		o.Self.PrePromoteBackoff = why
+	})
+	if d := Decide(o); !d.Is(Wait) || !d.PromotionRefused || !strings.Contains(d.Reason, why) {
+		t.Fatalf("replica in pre_promote back-off: %s (%s), want to wait", d.Summary(), d.Reason)
+	}
+	o.Self.PrePromoteBackoff = ""
+	if d := Decide(o); !d.Is(ProbePeers) {
+		t.Fatalf("after the back-off: %s (%s), want to race", d.Summary(), d.Reason)
+	}
+	s := switchoverWorld("n2", &cluster.Failover{Member: "n2"})
+	noLeader(&s)
+	s.Self.PrePromoteBackoff = why
+	if d := Decide(s); d.Is(AcquireLeader) || !strings.Contains(d.Reason, why) {
+		t.Fatalf("switchover candidate in back-off: %s (%s), want no race", d.Summary(), d.Reason)
 	}
 }

@@ -64,6 +64,10 @@ type Self struct {
 	// WatchdogMissing is set when watchdog.mode is required but the
 	// device cannot be used: such a member must not lead.
 	WatchdogMissing bool
+	// PrePromoteBackoff, when set, says why this member must not take the
+	// leader key now: its pre_promote script aborted a promotion less
+	// than ttl ago (Patroni's back-off).
+	PrePromoteBackoff string
 }
 
 // Lease is what the agent knows about its own lease and the leader key.

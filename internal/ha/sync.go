@@ -94,9 +94,9 @@ func decideSync(o Observation) (Decision, bool) {
 	return Decision{}, false
 }
 
-// chooseSync picks up to synchronous_node_count synchronous standbys:
-// streaming replicas of this leader without nosync, keeping the current
-// ones while they qualify, then the least lagging.
+// chooseSync picks up to synchronous_node_count synchronous standbys
+// from syncCandidates: the highest sync_priority, among equals keeping the
+// current ones while they qualify, then the least lagging.
 func chooseSync(o Observation, current []string) []string {
 	out := syncCandidates(o, current)
 	if len(out) > o.Config.SynchronousNodeCount {
@@ -107,12 +107,13 @@ func chooseSync(o Observation, current []string) []string {
 }
 
 // syncCandidates lists the streaming replicas of this leader, on its
-// timeline, without nosync or replicatefrom: the current synchronous ones
-// first, then by WAL position, most first.
+// timeline, without replicatefrom and with a positive sync priority (not
+// nosync): as Patroni orders them, by sync_priority, highest first, then
+// the current synchronous ones, then by WAL position, most first.
 func syncCandidates(o Observation, current []string) []string {
 	var candidates []*cluster.Member
 	for _, m := range o.Cluster.SortedMembers() {
-		if m.Name == o.Self.Name || m.EffectiveTags().NoSync || m.EffectiveTags().ReplicateFrom != "" ||
+		if m.Name == o.Self.Name || m.EffectiveTags().SyncPriorityValue() <= 0 || m.EffectiveTags().ReplicateFrom != "" ||
 			m.State != cluster.StateRunning || m.ReplicationState != cluster.ReplicationStreaming ||
 			m.XLogLocation == nil || m.Timeline != o.PG.Timeline {
 			continue
@@ -120,6 +121,10 @@ func syncCandidates(o Observation, current []string) []string {
 		candidates = append(candidates, m)
 	}
 	sort.SliceStable(candidates, func(i, j int) bool {
+		pi, pj := candidates[i].EffectiveTags().SyncPriorityValue(), candidates[j].EffectiveTags().SyncPriorityValue()
+		if pi != pj {
+			return pi > pj
+		}
 		ci, cj := slices.Contains(current, candidates[i].Name), slices.Contains(current, candidates[j].Name)
 		if ci != cj {
 			return ci

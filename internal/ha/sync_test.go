@@ -126,6 +126,51 @@ func TestDecideSync(t *testing.T) {
 			want: SetSyncStandbys, names: []string{"n3"},
 		},
 		{
+			name: "a higher sync_priority wins over more WAL",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.Cluster.Members["n3"].Tags = &cluster.Tags{SyncPriority: intp(5)}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "sync_priority 0 is never chosen, like nosync",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{SyncPriority: intp(0)}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "nosync wins over a positive sync_priority",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{NoSync: true, SyncPriority: intp(9)}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "a replica of higher sync_priority displaces the current synchronous standby",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+				o.PG.SyncStandbyNames = []string{"n2"}
+				o.PG.SyncReported = []string{"n2"}
+				o.Cluster.Members["n3"].Tags = &cluster.Tags{SyncPriority: intp(2)}
+			}),
+			want: PublishSync, names: nil, reason: "dropping [n2]",
+		},
+		{
+			name: "among equal sync_priority the current synchronous standby is kept",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n3"}}
+				o.PG.SyncStandbyNames = []string{"n3"}
+				o.PG.SyncReported = []string{"n3"}
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{SyncPriority: intp(2)}
+				o.Cluster.Members["n3"].Tags = &cluster.Tags{SyncPriority: intp(2)}
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
 			name: "strict mode with no candidate waits for any standby",
 			obs: syncWorld("n1", func(o *Observation) {
 				o.Config.SynchronousModeStrict = true
@@ -254,3 +299,4 @@ func TestFormerSyncLeaderIsEligible(t *testing.T) {
 		t.Fatalf("former sync leader refused: %s (%s)", d.Summary(), d.Reason)
 	}
 }
+func intp(v int) *int { return &v }

@@ -32,6 +32,9 @@ type MemberSpec struct {
 	APIPort int
 	// Tags are written to the member's tags section (nofailover, ...).
 	Tags map[string]any
+	// PostgreSQL holds extra keys of the member's postgresql section
+	// (callbacks, pre_promote, ...).
+	PostgreSQL map[string]any
 	// Etcd overrides Spec.Etcd for this member: the fault-injection
 	// suite gives every member its own proxies in front of etcd.
 	Etcd []string
@@ -188,6 +191,9 @@ func (c *Cluster) writeConfig(m MemberSpec) error {
 	}
 	if len(m.Tags) > 0 {
 		doc["tags"] = m.Tags
+	}
+	for k, v := range m.PostgreSQL {
+		doc["postgresql"].(map[string]any)[k] = v
 	}
 	if m.PGConnect != "" {
 		doc["postgresql"].(map[string]any)["connect_address"] = m.PGConnect

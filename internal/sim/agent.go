@@ -728,7 +728,7 @@ func (c *actx) publish(o ha.Observation) {
 		Timeline: a.timeline(p),
 		Pause:    a.dyn.Pause,
 	}
-	if tags := a.m.tags; tags != (cluster.Tags{}) {
+	if tags := a.m.tags; !tags.IsZero() {
 		mv.Tags = &tags
 	}
 	if p.Answered {
