@@ -226,6 +226,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.probeRequiredWatchdog()
 	a.log.Info("agent started", "version", Version, "data_dir", a.cfg.PostgreSQL.DataDir,
 		"restapi", a.cfg.RestAPI.Listen, "postgresql", a.cfg.PostgreSQL.Listen)
+	for _, w := range config.MisspeltTags(a.cfg.Tags) {
+		a.log.Warn(w)
+	}
 	if a.cfg.Tags.NoStream {
 		a.log.Warn("tag nostream is published but not acted on: as a replica this member streams from its upstream (Regent has no archive-only replicas yet)")
 	}

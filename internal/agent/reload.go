@@ -217,6 +217,9 @@ func (a *Agent) applyFile(cfg *config.Config) error {
 		}
 	}
 	a.cfg.Tags = cfg.Tags
+	for _, w := range config.MisspeltTags(cfg.Tags) {
+		a.log.Warn("reload: " + w)
+	}
 	a.cfg.PostgreSQL.Parameters = cfg.PostgreSQL.Parameters
 	pc := &a.cfg.PostgreSQL
 	pc.Callbacks, pc.PrePromote, pc.BeforeStop, pc.CallbackTimeout = cfg.PostgreSQL.Callbacks,

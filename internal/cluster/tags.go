@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,6 +68,16 @@ func (t Tags) IsZero() bool {
 var knownTags = map[string]bool{
 	"nofailover": true, "failover_priority": true, "noloadbalance": true, "clonefrom": true,
 	"replicatefrom": true, "nosync": true, "sync_priority": true, "nostream": true,
+}
+
+// KnownTagNames lists the tag names Tags has fields for, sorted.
+func KnownTagNames() []string {
+	names := make([]string, 0, len(knownTags))
+	for n := range knownTags {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // IsKnownTag reports whether name is a tag Tags has a field for.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -529,5 +530,17 @@ func TestDefaultIsIncomplete(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
 		}
+	}
+}
+
+func TestMisspeltTagsAreNamed(t *testing.T) {
+	tags := cluster.Tags{Custom: map[string]any{"nofailovr": true, "dc": "east", "sync_prority": 2}}
+	got := config.MisspeltTags(tags)
+	want := []string{
+		"tags.nofailovr is not a tag Regent acts on (published as a custom tag); did you mean nofailover?",
+		"tags.sync_prority is not a tag Regent acts on (published as a custom tag); did you mean sync_priority?",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("MisspeltTags = %q, want %q", got, want)
 	}
 }

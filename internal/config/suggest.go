@@ -1,5 +1,28 @@
 package config
 
+import (
+	"fmt"
+	"slices"
+
+	"github.com/regent-ha/regent/internal/cluster"
+)
+
+// MisspeltTags warns about custom tags whose name is close to a tag Regent
+// acts on. Patroni accepts any tag, so they are kept and published as they
+// are; but a "nofailovr: true" meant as nofailover leaves the member
+// eligible for promotion, and the operator should hear about it.
+func MisspeltTags(t cluster.Tags) []string {
+	known := cluster.KnownTagNames()
+	var out []string
+	for name := range t.Custom {
+		if c := closest(name, known); c != "" {
+			out = append(out, fmt.Sprintf("tags.%s is not a tag Regent acts on (published as a custom tag); did you mean %s?", name, c))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // closest returns the candidate nearest to s by edit distance, if it is
 // close enough to be a likely misspelling, or "".
 func closest(s string, candidates []string) string {
