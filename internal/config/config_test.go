@@ -128,6 +128,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" {
+				continue
+			}
 			p := strings.TrimPrefix(path+"."+name, ".")
 			visit(p)
 			if f.Type.Kind() == reflect.Struct && !leaf[f.Type] {

@@ -215,7 +215,7 @@ func TestConfigCheck(t *testing.T) {
 	cases := []struct{ name, set, want string }{
 		{"unknown key", "synchronous_modus=on", `unknown key "synchronous_modus"`},
 		{"unknown nested key", "postgresql.use_slots=true", `unknown key "postgresql.use_slots"`},
-		{"wrong type", "ttl=abc", "ttl must be an integer"},
+		{"wrong type", "ttl=abc", `key "ttl": expected an integer, got "abc"`},
 		{"timing rule", "ttl=2", "loop_wait + 2*retry_timeout"},
 	}
 	for _, tc := range cases {
