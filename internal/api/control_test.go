@@ -620,8 +620,8 @@ func TestPatchConfig(t *testing.T) {
 		t.Fatalf("PATCH = %d %s", rec.Code, rec.Body)
 	}
 	got := decode(t, rec)
-	if got["ttl"] != float64(10) || got["postgresql"].(map[string]any)["parameters"].(map[string]any)["max_connections"] != "200" {
-		t.Errorf("PATCH answer = %s", rec.Body)
+	if got["ttl"] != float64(10) || got["postgresql"].(map[string]any)["parameters"].(map[string]any)["max_connections"] != float64(200) {
+		t.Errorf("PATCH answer = %s (a number stays a number, as in Patroni)", rec.Body)
 	}
 	v := store.view()
 	if v.Config.TTL != 10 || v.Config.PostgreSQL.Parameters["max_connections"] != "200" || v.ConfigRevision == 7 {

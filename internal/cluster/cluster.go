@@ -193,6 +193,11 @@ type Cluster struct {
 	Initialize     *Initialize
 	Config         *DynamicConfig
 	ConfigRevision int64
+	// ConfigProblem says why the config key must not be used (it is not a
+	// JSON object, a key cannot be decoded or the result is invalid); empty
+	// when it can. Config then holds what could be decoded, or nil; members
+	// keep their last good configuration.
+	ConfigProblem string
 	Leader         *Leader
 	Members        map[string]*Member
 	Status         Status
@@ -271,3 +276,7 @@ type Event struct {
 // EventPromotionRefused: a replica did not promote although there was no
 // leader, and says why.
 const EventPromotionRefused = "promotion_refused"
+
+// EventConfigInvalid: the config key cannot be used (Cluster.ConfigProblem);
+// the members keep their current configuration.
+const EventConfigInvalid = "config_invalid"
