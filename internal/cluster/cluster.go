@@ -198,10 +198,10 @@ type Cluster struct {
 	// when it can. Config then holds what could be decoded, or nil; members
 	// keep their last good configuration.
 	ConfigProblem string
-	Leader         *Leader
-	Members        map[string]*Member
-	Status         Status
-	History        []HistoryEntry
+	Leader        *Leader
+	Members       map[string]*Member
+	Status        Status
+	History       []HistoryEntry
 	// Events are the latest automatic decisions worth keeping (Regent's
 	// own key; Patroni tools ignore it): why a member refused to promote.
 	Events   []Event
