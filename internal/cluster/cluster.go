@@ -193,15 +193,10 @@ type Cluster struct {
 	Initialize     *Initialize
 	Config         *DynamicConfig
 	ConfigRevision int64
-	// ConfigProblem says why the config key must not be used (it is not a
-	// JSON object, a key cannot be decoded or the result is invalid); empty
-	// when it can. Config then holds what could be decoded, or nil; members
-	// keep their last good configuration.
-	ConfigProblem string
-	Leader        *Leader
-	Members       map[string]*Member
-	Status        Status
-	History       []HistoryEntry
+	Leader         *Leader
+	Members        map[string]*Member
+	Status         Status
+	History        []HistoryEntry
 	// Events are the latest automatic decisions worth keeping (Regent's
 	// own key; Patroni tools ignore it): why a member refused to promote.
 	Events   []Event
@@ -211,6 +206,12 @@ type Cluster struct {
 	// leader must hear from to stay up during a DCS outage (failsafe_mode).
 	Failsafe map[string]string
 	Revision int64
+
+	// ConfigProblem says why the config key must not be used (it is not a
+	// JSON object, a key cannot be decoded or the result is invalid); empty
+	// when it can. Config then holds what could be decoded, or nil; members
+	// keep their last good configuration.
+	ConfigProblem string
 }
 
 // Member returns the named member or nil.
