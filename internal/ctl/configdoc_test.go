@@ -214,7 +214,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	cases := []struct{ name, set, want string }{
 		{"unknown key", "synchronous_modus=on", `unknown key "synchronous_modus"`},
-		{"unknown nested key", "postgresql.use_slots=true", `unknown key "postgresql.use_slots"`},
+		{"unknown nested key", "postgresql.use_slot=true", `unknown key "postgresql.use_slot"`},
 		{"wrong type", "ttl=abc", `key "ttl": expected an integer, got "abc"`},
 		{"timing rule", "ttl=2", "loop_wait + 2*retry_timeout"},
 	}
