@@ -43,6 +43,10 @@ type Agent struct {
 
 	// dyn is the effective dynamic configuration.
 	dyn cluster.DynamicConfig
+	// configProblem is why the config key cannot be used, as last
+	// reported (dynconfig.go), and configProblemLoggedAt when it was logged.
+	configProblem         string
+	configProblemLoggedAt time.Time
 
 	// State carried from one loop to the next. Only the loop goroutine
 	// touches it, except where noted.
@@ -383,10 +387,10 @@ func (a *Agent) shutdown() {
 // loop reads it and moves the lease (followTTL).
 func (a *Agent) readDynamicConfig(ctx context.Context, client *dcs.Client) {
 	view, err := a.loadView(ctx)
-	if err != nil || view.Config == nil {
+	if err != nil {
 		return
 	}
-	a.applyDynamic(*view.Config)
+	a.adoptConfig(ctx, view)
 }
 
 // duplicateName reports whether another live agent uses this member's name:

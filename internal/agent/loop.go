@@ -73,9 +73,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	} else {
 		a.lastView = view
 		a.dcsLastSeen = time.Now()
-		if view.Config != nil {
-			a.applyDynamic(*view.Config)
-		}
+		a.adoptConfig(ctx, view)
 		a.applyParameters(ctx)
 		obs.Config = a.dyn
 		if a.releasePending && view.LeaderName() != a.cfg.Name {

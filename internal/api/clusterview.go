@@ -154,6 +154,10 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Config == nil {
+		if c.ConfigProblem != "" {
+			writeError(w, r, http.StatusBadGateway, c.ConfigProblem+"; replace it with PUT /config (regent edit-config --replace)")
+			return
+		}
 		writeError(w, r, http.StatusBadGateway, "no configuration in the DCS")
 		return
 	}

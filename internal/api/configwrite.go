@@ -59,6 +59,11 @@ func (s *Server) servePatchConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Config == nil {
+		if c.ConfigProblem != "" {
+			// Nothing to merge into: only a whole configuration can repair it.
+			writeError(w, r, http.StatusUnprocessableEntity, c.ConfigProblem+"; replace it with PUT /config (regent edit-config --replace)")
+			return
+		}
 		writeError(w, r, http.StatusServiceUnavailable, "no configuration in the DCS")
 		return
 	}

@@ -620,8 +620,8 @@ func TestPatchConfig(t *testing.T) {
 		t.Fatalf("PATCH = %d %s", rec.Code, rec.Body)
 	}
 	got := decode(t, rec)
-	if got["ttl"] != float64(10) || got["postgresql"].(map[string]any)["parameters"].(map[string]any)["max_connections"] != "200" {
-		t.Errorf("PATCH answer = %s", rec.Body)
+	if got["ttl"] != float64(10) || got["postgresql"].(map[string]any)["parameters"].(map[string]any)["max_connections"] != float64(200) {
+		t.Errorf("PATCH answer = %s (a number stays a number, as in Patroni)", rec.Body)
 	}
 	v := store.view()
 	if v.Config.TTL != 10 || v.Config.PostgreSQL.Parameters["max_connections"] != "200" || v.ConfigRevision == 7 {
@@ -949,5 +949,46 @@ func TestSwitchoverChecksLagAtOneMoment(t *testing.T) {
 	srv.src = fakeSource{func() Snapshot { s := primarySnap(); s.Name = "pg3"; return s }()}
 	if rec := call(t, srv.Handler(), "POST", "/switchover", body); rec.Code != 412 {
 		t.Fatalf("reading of a non-leader used: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A config key that cannot be used (E1): GET /patroni says why, PATCH over
+// a key that is not even an object is refused with what to do, and PUT
+// /config (regent edit-config --replace) writes a valid one.
+func TestUnusableConfigKey(t *testing.T) {
+	c := controlCluster()
+	c.Config, c.ConfigProblem = nil, "key /service/demo/config: invalid dynamic configuration: invalid JSON: unexpected end of JSON input"
+	store := newStore(c)
+	snap := primarySnap()
+	snap.Cluster = c
+	srv := New(fakeSource{snap}, store, nil)
+	srv.Store = store
+	h := srv.Handler()
+
+	rec := call(t, h, "GET", "/patroni", "")
+	var st struct {
+		Regent struct {
+			ConfigProblem string `json:"config_problem"`
+		} `json:"regent"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Regent.ConfigProblem != c.ConfigProblem {
+		t.Errorf("GET /patroni regent.config_problem = %q, %v (%s)", st.Regent.ConfigProblem, err, rec.Body)
+	}
+	rec = call(t, h, "PATCH", "/config", `{"ttl": 10}`)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, rec), "PUT /config") {
+		t.Errorf("PATCH over an unusable key = %d %s", rec.Code, rec.Body)
+	}
+	rec = call(t, h, "GET", "/config", "")
+	if rec.Code != http.StatusBadGateway || !strings.Contains(errorOf(t, rec), "invalid JSON") {
+		t.Errorf("GET /config = %d %s", rec.Code, rec.Body)
+	}
+	rec = call(t, h, "PUT", "/config", `{"ttl": 5, "slots": {"s": {"type": "physical"}}, "postgresql": {"parameters": {"max_connections": 150}}}`)
+	if rec.Code != 200 {
+		t.Fatalf("PUT = %d %s", rec.Code, rec.Body)
+	}
+	v := store.view()
+	b, _ := json.Marshal(v.Config)
+	if !strings.Contains(string(b), `"slots":{"s":{"type":"physical"}}`) || !strings.Contains(string(b), `"max_connections":150`) {
+		t.Errorf("stored config = %s", b)
 	}
 }

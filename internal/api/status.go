@@ -54,6 +54,10 @@ type regentJSON struct {
 	Action         string `json:"action"`
 	Reason         string `json:"reason"`
 	HoldsLeaderKey bool   `json:"holds_leader_key"`
+	// ConfigProblem is why the config key of the last DCS view cannot be
+	// used (cluster.Cluster.ConfigProblem); the member runs with its
+	// current configuration meanwhile.
+	ConfigProblem string `json:"config_problem,omitempty"`
 }
 
 // encodeStatus renders the /patroni body of s. As in Patroni, the
@@ -70,6 +74,9 @@ func encodeStatus(s *Snapshot) []byte {
 	}
 	if !s.DCSLastSeen.IsZero() {
 		out.DCSLastSeen = s.DCSLastSeen.Unix()
+	}
+	if s.Cluster != nil {
+		out.Regent.ConfigProblem = s.Cluster.ConfigProblem
 	}
 	if tagsSet(s.Tags) {
 		t := s.Tags

@@ -184,6 +184,12 @@ type Cluster struct {
 	// leader must hear from to stay up during a DCS outage (failsafe_mode).
 	Failsafe map[string]string
 	Revision int64
+
+	// ConfigProblem says why the config key must not be used (it is not a
+	// JSON object, a key cannot be decoded or the result is invalid); empty
+	// when it can. Config then holds what could be decoded, or nil; members
+	// keep their last good configuration.
+	ConfigProblem string
 }
 
 // Member returns the named member or nil.
@@ -249,3 +255,7 @@ type Event struct {
 // EventPromotionRefused: a replica did not promote although there was no
 // leader, and says why.
 const EventPromotionRefused = "promotion_refused"
+
+// EventConfigInvalid: the config key cannot be used (Cluster.ConfigProblem);
+// the members keep their current configuration.
+const EventConfigInvalid = "config_invalid"

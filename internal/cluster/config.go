@@ -67,6 +67,11 @@ type DynamicConfig struct {
 	MemberSlotsTTL Seconds `json:"member_slots_ttl" yaml:"member_slots_ttl"`
 	// PostgreSQL holds cluster-wide PostgreSQL settings.
 	PostgreSQL PostgreSQLConfig `json:"postgresql" yaml:"postgresql"`
+	// Preserved holds, verbatim, the keys of the config key Regent does not
+	// implement (Patroni's slots, standby_cluster, ...) and the values of
+	// known keys it could not decode; they are written back on every
+	// rewrite (configjson.go).
+	Preserved map[string]json.RawMessage `json:"-" yaml:"-"`
 }
 
 // PostgreSQLConfig is the postgresql section of the dynamic configuration.
@@ -80,8 +85,17 @@ type PostgreSQLConfig struct {
 	// whose timeline diverged when pg_rewind is not used.
 	RemoveDataDirectoryOnDivergedTimelines bool `json:"remove_data_directory_on_diverged_timelines,omitempty" yaml:"remove_data_directory_on_diverged_timelines"`
 	// UseSlots gives every member a physical replication slot.
-	UseSlots   bool              `json:"use_slots" yaml:"use_slots"`
+	UseSlots bool `json:"use_slots" yaml:"use_slots"`
+	// Parameters are PostgreSQL settings in the form postgresql.conf takes.
+	// The config key may hold them as JSON strings, numbers or booleans
+	// (Patroni writes numbers); see ParameterString.
 	Parameters map[string]string `json:"parameters,omitempty" yaml:"parameters"`
+	// ParameterForms is the JSON form of the parameters the config key held
+	// as numbers or booleans, written back while the value is unchanged.
+	ParameterForms map[string]json.RawMessage `json:"-" yaml:"-"`
+	// Preserved holds the keys of the section Regent does not implement
+	// (pg_hba, use_slots, recovery_conf, ...), verbatim.
+	Preserved map[string]json.RawMessage `json:"-" yaml:"-"`
 }
 
 // DefaultDynamicConfig returns Regent's defaults. They are derived from the

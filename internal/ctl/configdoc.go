@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -300,13 +301,19 @@ func dropNulls(doc map[string]any) {
 	}
 }
 
-// stringifyParameters turns scalar values under postgresql.parameters into
-// strings, as the configuration stores PostgreSQL settings (YAML numbers and
-// booleans kept as written).
-func stringifyParameters(doc map[string]any) {
+// stringifyParameters turns the scalar values under postgresql.parameters
+// that differ from old's into strings (YAML numbers and booleans kept as
+// written). A value old has unchanged keeps its form: the config key may
+// hold numbers and booleans, as Patroni writes them.
+func stringifyParameters(doc, old map[string]any) {
 	pg, _ := doc["postgresql"].(map[string]any)
 	params, _ := pg["parameters"].(map[string]any)
+	oldPG, _ := old["postgresql"].(map[string]any)
+	oldParams, _ := oldPG["parameters"].(map[string]any)
 	for k, v := range params {
+		if ov, ok := oldParams[k]; ok && Equal(ov, v) {
+			continue
+		}
 		switch t := v.(type) {
 		case bool:
 			params[k] = strconv.FormatBool(t)
@@ -324,6 +331,7 @@ func stringifyParameters(doc map[string]any) {
 func ConfigCheck(doc map[string]any) error {
 	var unknown []string
 	collectUnknown(doc, reflect.TypeFor[cluster.DynamicConfig](), "", &unknown)
+	unknown = slices.DeleteFunc(unknown, cluster.IsPatroniOnlyKey)
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return fmt.Errorf("invalid configuration: unknown key %s", strings.Join(quoteAll(unknown), ", "))

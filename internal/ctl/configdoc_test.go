@@ -214,8 +214,8 @@ func TestConfigCheck(t *testing.T) {
 	}
 	cases := []struct{ name, set, want string }{
 		{"unknown key", "synchronous_modus=on", `unknown key "synchronous_modus"`},
-		{"unknown nested key", "postgresql.use_slotz=true", `unknown key "postgresql.use_slotz"`},
-		{"wrong type", "ttl=abc", "ttl must be an integer"},
+		{"unknown nested key", "postgresql.use_slot=true", `unknown key "postgresql.use_slot"`},
+		{"wrong type", "ttl=abc", `key "ttl": expected an integer, got "abc"`},
 		{"timing rule", "ttl=2", "loop_wait + 2*retry_timeout"},
 	}
 	for _, tc := range cases {

@@ -110,7 +110,7 @@ func BuildConfig(old map[string]any, o EditConfigOptions, readFile func(string) 
 			return nil, false, err
 		}
 	}
-	stringifyParameters(doc)
+	stringifyParameters(doc, old)
 	return doc, replace, nil
 }
 
@@ -131,8 +131,18 @@ func (s *Session) EditConfig(ctx context.Context, o EditConfigOptions) error {
 		return err
 	}
 	old, err := ConfigMap(c.Config)
-	if err != nil {
+	switch {
+	case c.Config == nil && c.ConfigProblem != "":
+		// Not even a JSON object: nothing to show or patch, but a whole
+		// configuration can still replace it.
+		if o.Replace == "" {
+			return fmt.Errorf("cluster %s: %s; write a whole configuration with --replace", c.Scope, c.ConfigProblem)
+		}
+		old = map[string]any{}
+	case err != nil:
 		return fmt.Errorf("cluster %s: %w", c.Scope, err)
+	case c.ConfigProblem != "":
+		fmt.Fprintf(s.out(), "Warning: %s\n", c.ConfigProblem)
 	}
 	oldYAML, err := RenderYAML(old)
 	if err != nil {
@@ -162,7 +172,7 @@ func (s *Session) EditConfig(ctx context.Context, o EditConfigOptions) error {
 			return nil
 		}
 		dropNulls(doc)
-		stringifyParameters(doc)
+		stringifyParameters(doc, old)
 	}
 	if Equal(old, doc) {
 		fmt.Fprintln(s.out(), "Not changed")

@@ -454,3 +454,44 @@ func TestEditConfigInEditor(t *testing.T) {
 		t.Fatal("unexpected requests")
 	}
 }
+
+// A config key that is not even a JSON object (E1) cannot be patched, but
+// --replace writes a whole one; numbers Patroni wrote stay numbers when
+// another key changes, and Patroni's keys are accepted.
+func TestEditConfigRepairsAndKeepsPatroniForms(t *testing.T) {
+	f := newFakeMembers(t, "n1", "n2", "n3")
+	f.reply = func(r request) (int, string) { return http.StatusOK, `{}` }
+	ctx := context.Background()
+
+	broken := threeMembers(f)
+	broken.Config, broken.ConfigProblem = nil, "key /service/demo/config: invalid dynamic configuration: invalid JSON"
+	s, _ := testSession(broken)
+	if err := s.EditConfig(ctx, EditConfigOptions{PGParams: []string{"max_connections=150"}, Force: true}); err == nil || !strings.Contains(err.Error(), "--replace") {
+		t.Fatalf("patch over a broken key: %v", err)
+	}
+	s, _ = testSession(broken)
+	s.Stdin = strings.NewReader(`{"ttl": 9, "loop_wait": 1, "retry_timeout": 1, "slots": {"s": {"type": "physical"}}}`)
+	if err := s.EditConfig(ctx, EditConfigOptions{Replace: "-", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.recorded()
+	if last := calls[len(calls)-1]; last.method != http.MethodPut || !strings.Contains(jsonOf(t, last.body), `"slots":{"s":{"type":"physical"}}`) {
+		t.Fatalf("replace request %+v", last)
+	}
+
+	view := threeMembers(f)
+	cfg, problems, err := cluster.DecodeDynamicConfig([]byte(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 1,
+		"postgresql": {"use_slots": true, "parameters": {"max_connections": 150}}}`))
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	view.Config = &cfg
+	s, _ = testSession(view)
+	if err := s.EditConfig(ctx, EditConfigOptions{Set: []string{"ttl=10", "check_timeline=true"}, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	calls = f.recorded()
+	if got := jsonOf(t, calls[len(calls)-1].body); got != `{"check_timeline":true,"ttl":10}` {
+		t.Fatalf("patch %s", got)
+	}
+}

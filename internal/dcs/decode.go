@@ -14,9 +14,11 @@ import (
 )
 
 // decodeCluster builds the cluster view from one range read over prefix.
-// A corrupt config is an error, since acting on defaults instead of the
-// operator's settings could be unsafe; other corrupt keys are logged and
-// treated as absent, as Patroni does.
+// A config key that cannot be used is not an error of the view: the view
+// carries what could be decoded and ConfigProblem says why it must not be
+// used (members keep their last good configuration, so elections and
+// failover go on); other corrupt keys are logged and treated as absent, as
+// Patroni does.
 func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *slog.Logger) (*cluster.Cluster, error) {
 	c := &cluster.Cluster{
 		Scope:    scopeOf(prefix),
@@ -24,6 +26,7 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 		Revision: revision,
 	}
 	var legacyOptime []byte
+	var err error
 	haveStatus := false
 	for _, kv := range kvs {
 		rel, ok := strings.CutPrefix(string(kv.Key), prefix)
@@ -34,12 +37,11 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 		case rel == KeyInitialize:
 			c.Initialize = &cluster.Initialize{SystemID: string(kv.Value), Revision: kv.ModRevision}
 		case rel == KeyConfig:
-			cfg, err := decodeConfig(kv.Value)
-			if err != nil {
-				return nil, fmt.Errorf("dcs: key %s: %w", kv.Key, err)
-			}
-			c.Config = &cfg
 			c.ConfigRevision = kv.ModRevision
+			c.Config, err = decodeConfig(kv.Value)
+			if err != nil {
+				c.ConfigProblem = fmt.Sprintf("key %s: %v", kv.Key, err)
+			}
 		case rel == KeyLeader:
 			c.Leader = &cluster.Leader{
 				Name:           string(kv.Value),
@@ -115,13 +117,24 @@ func decodeCluster(prefix string, revision int64, kvs []*mvccpb.KeyValue, log *s
 }
 
 // decodeConfig decodes the config key over Regent's defaults, so keys the
-// value lacks keep their default.
-func decodeConfig(v []byte) (cluster.DynamicConfig, error) {
-	cfg := cluster.DefaultDynamicConfig()
-	if err := json.Unmarshal(v, &cfg); err != nil {
-		return cluster.DynamicConfig{}, fmt.Errorf("invalid dynamic configuration JSON: %w", err)
+// value lacks keep their default. It fails when the value is not a JSON
+// object, or when a key cannot be decoded or the result is invalid; in the
+// last two cases it still returns what it decoded, so that the REST API can
+// show and patch it.
+func decodeConfig(v []byte) (*cluster.DynamicConfig, error) {
+	cfg, problems, err := cluster.DecodeDynamicConfig(v)
+	if err != nil {
+		return nil, fmt.Errorf("invalid dynamic configuration: %w", err)
 	}
-	return cfg, nil
+	if len(problems) == 0 {
+		if err := cfg.Validate(); err != nil {
+			problems = strings.Split(err.Error(), "\n")
+		}
+	}
+	if len(problems) > 0 {
+		return &cfg, fmt.Errorf("invalid dynamic configuration: %s", strings.Join(problems, "; "))
+	}
+	return &cfg, nil
 }
 
 // decodeMember decodes a member key.

@@ -192,8 +192,61 @@ func TestLoadDecodesPatroniValues(t *testing.T) {
 	if _, err := r.Put(ctx, testPrefix+"config", `{"ttl":`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Load(ctx); err == nil || !strings.Contains(err.Error(), testPrefix+"config") {
-		t.Errorf("corrupt config: err = %v, want one naming the key", err)
+	cl, err = c.Load(ctx)
+	if err != nil || cl.Config != nil || !strings.Contains(cl.ConfigProblem, testPrefix+"config") {
+		t.Fatalf("corrupt config: %+v, %v; want a view without config and a problem naming the key", cl, err)
+	}
+	if cl.Member("good") == nil || cl.Status.Optime != 999 {
+		t.Errorf("corrupt config: the other keys were not decoded: %+v", cl)
+	}
+}
+
+// The config key as patronictl edit-config -p writes it (E1): numbers
+// among the parameters, keys Regent does not implement. A value of the
+// wrong type makes the key unusable but keeps the rest of the view.
+func TestLoadConfigAsPatroniWritesIt(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	c := open(t, srv, "n1", 5*time.Second)
+	ctx := testCtx(t)
+	r := raw(t, srv)
+	put := func(v string) {
+		t.Helper()
+		if _, err := r.Put(ctx, testPrefix+"config", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(`{"ttl": 5, "loop_wait": 1, "retry_timeout": 1, "slots": {"s1": {"type": "physical"}},
+		"postgresql": {"use_pg_rewind": true, "use_slots": true, "parameters": {"max_connections": 150, "hot_standby": true}}}`)
+	cl, err := c.Load(ctx)
+	if err != nil || cl.ConfigProblem != "" || cl.Config == nil {
+		t.Fatalf("Load = %+v, %v", cl, err)
+	}
+	if p := cl.Config.PostgreSQL.Parameters; p["max_connections"] != "150" || p["hot_standby"] != "on" {
+		t.Errorf("parameters = %v", p)
+	}
+	if ok, err := c.SetConfig(ctx, *cl.Config, cl.ConfigRevision); !ok || err != nil {
+		t.Fatalf("SetConfig = %v, %v", ok, err)
+	}
+	got, err := r.Get(ctx, testPrefix+"config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"max_connections":150`, `"hot_standby":true`, `"use_slots":true`, `"slots":{"s1":{"type":"physical"}}`} {
+		if !strings.Contains(string(got.Kvs[0].Value), want) {
+			t.Errorf("rewritten config %s lacks %s", got.Kvs[0].Value, want)
+		}
+	}
+
+	put(`{"ttl": "5", "loop_wait": 1}`)
+	cl, err = c.Load(ctx)
+	if err != nil || cl.Config == nil || !strings.Contains(cl.ConfigProblem, `key "ttl": expected an integer`) {
+		t.Errorf("wrong type: %+v, %v", cl, err)
+	}
+	put(`{"ttl": 2, "loop_wait": 1, "retry_timeout": 1}`)
+	cl, err = c.Load(ctx)
+	if err != nil || !strings.Contains(cl.ConfigProblem, "loop_wait + 2*retry_timeout must not exceed ttl") {
+		t.Errorf("invalid timing: %+v, %v", cl, err)
 	}
 }
 

@@ -262,6 +262,7 @@ func TestPrimarySnapshotRegentMetrics(t *testing.T) {
 		"regent_wal_disk_free_bytes":                    30 << 30,
 		"regent_wal_disk_total_bytes":                   100 << 30,
 		"regent_cluster_members":                        3,
+		"regent_dcs_config_invalid":                     0,
 	}, lbl...)
 	expectAbsent(t, f, "regent_replica_replay_lag_bytes")
 
@@ -330,7 +331,7 @@ func TestReplicaSnapshot(t *testing.T) {
 func TestStoppedMemberAndUnlockedCluster(t *testing.T) {
 	s := replicaSnap()
 	s.State = cluster.StateStopped
-	s.Cluster = &cluster.Cluster{Scope: "demo"} // no leader key
+	s.Cluster = &cluster.Cluster{Scope: "demo", ConfigProblem: "key /service/demo/config: invalid"} // no leader key
 	s.WatchdogState = "bogus"
 	m, _ := newTest(s)
 	f := gather(t, m)
@@ -343,6 +344,7 @@ func TestStoppedMemberAndUnlockedCluster(t *testing.T) {
 		"patroni_postmaster_start_time":   0,
 		"patroni_cluster_unlocked":        1,
 		"regent_cluster_members":          0,
+		"regent_dcs_config_invalid":       1,
 	}, "name", "pg2")
 	expect(t, f, map[string]float64{"regent_watchdog_state": 1}, "state", "other")
 	// Patroni leaves these out when PostgreSQL does not run.

@@ -295,6 +295,14 @@ func regentGauges() []gauge {
 			func(s *api.Snapshot, _ time.Time) (float64, bool) {
 				return float64(s.WALDiskTotalBytes), s.WALDiskTotalBytes > 0
 			}),
+		newGauge("regent_dcs_config_invalid",
+			"Value is 1 if the config key of this member's last view of the DCS cannot be used (GET /patroni regent.config_problem says why; the member keeps its current configuration), 0 otherwise; absent before the first view.", G,
+			func(s *api.Snapshot, _ time.Time) (float64, bool) {
+				if s.Cluster == nil {
+					return 0, false
+				}
+				return b2f(s.Cluster.ConfigProblem != ""), true
+			}),
 		newGauge("regent_cluster_members", "Member keys in this member's last view of the DCS; absent before the first view.", G,
 			func(s *api.Snapshot, _ time.Time) (float64, bool) {
 				if s.Cluster == nil {

@@ -19,8 +19,12 @@ import (
 // recursively, null deletes a key, and a deleted key takes its default from
 // cluster.DefaultDynamicConfig. Unknown keys and values of the wrong type
 // give a *BadRequestError naming the dotted key, as does a result that
-// fails DynamicConfig.Validate. postgresql.parameters values may be JSON
-// strings, numbers or booleans; they are stored as strings.
+// fails DynamicConfig.Validate. Keys of Patroni's configuration Regent does
+// not implement (cluster.PatroniOnlyKeys) take any value and are stored
+// verbatim, as are the keys cur already preserves. postgresql.parameters
+// values may be JSON strings, numbers or booleans and are stored in the
+// form given. The merge is over cur as the config key holds it, so a value
+// cur could not decode stays until the patch replaces or deletes it.
 func PatchConfig(cur cluster.DynamicConfig, patch []byte) (cluster.DynamicConfig, error) {
 	p, err := parseDocument(patch)
 	if err != nil {
@@ -114,7 +118,9 @@ func checkObject(obj map[string]any, t reflect.Type, path string, problems *[]st
 		key := joinKey(path, k)
 		ft, ok := fields[k]
 		if !ok {
-			*problems = append(*problems, fmt.Sprintf("unknown key %q", key))
+			if !cluster.IsPatroniOnlyKey(key) {
+				*problems = append(*problems, fmt.Sprintf("unknown key %q", key))
+			}
 			continue
 		}
 		checkValue(obj[k], ft, key, problems)
@@ -128,6 +134,15 @@ func checkValue(v any, t reflect.Type, key string, problems *[]string) {
 	}
 	bad := func(want string) {
 		*problems = append(*problems, fmt.Sprintf("key %q: expected %s, got %s", key, want, describe(v)))
+	}
+	if decodesItself(t) {
+		// Typed sections with their own JSON rules (slots, ignore_slots,
+		// member_slots_ttl's "30min"): the decoder is the check.
+		b, _ := json.Marshal(v)
+		if err := json.Unmarshal(b, reflect.New(t).Interface()); err != nil {
+			*problems = append(*problems, fmt.Sprintf("key %q: %v", key, err))
+		}
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -191,6 +206,27 @@ func checkValue(v any, t reflect.Type, key string, problems *[]string) {
 	}
 }
 
+// decodesItself reports whether values of t are checked by decoding them:
+// non-struct types with their own UnmarshalJSON, lists, and maps of
+// anything but parameter values (strings).
+func decodesItself(t reflect.Type) bool {
+	if t.Kind() == reflect.Struct {
+		return false // checked key by key (checkObject), unknown keys named
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || t.Implements(jsonUnmarshaler) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Slice:
+		return true
+	case reflect.Map:
+		return t.Elem().Kind() != reflect.String
+	}
+	return false
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
 // describe names a JSON value for "expected X, got Y" messages.
 func describe(v any) string {
 	switch v := v.(type) {
@@ -250,27 +286,16 @@ func merge(target, patch any) any {
 // build decodes a checked document over the defaults and validates it.
 func build(doc any) (cluster.DynamicConfig, error) {
 	obj, _ := doc.(map[string]any)
-	if pg, ok := obj["postgresql"].(map[string]any); ok {
-		if params, ok := pg["parameters"].(map[string]any); ok {
-			for k, v := range params {
-				switch v := v.(type) {
-				case json.Number:
-					params[k] = v.String()
-				case bool:
-					params[k] = strconv.FormatBool(v)
-				}
-			}
-		}
-	}
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return cluster.DynamicConfig{}, fmt.Errorf("encoding the configuration: %w", err)
 	}
-	cfg := cluster.DefaultDynamicConfig()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		// The document was checked; this is a bug, but still the request's.
+	cfg, problems, err := cluster.DecodeDynamicConfig(b)
+	if err == nil && len(problems) > 0 {
+		// A value cur held that the patch left as it was.
+		err = errors.New(strings.Join(problems, "; "))
+	}
+	if err != nil {
 		return cluster.DynamicConfig{}, badRequest("invalid configuration: %v", err)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package operate
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -34,9 +35,11 @@ func TestPatchConfig(t *testing.T) {
 			}},
 		{name: "nested bool keeps parameters", patch: `{"postgresql": {"use_pg_rewind": false}}`,
 			want: func(c *cluster.DynamicConfig) { c.PostgreSQL.UsePgRewind = false }},
-		{name: "numbers and booleans stringified", patch: `{"postgresql": {"parameters": {"max_connections": 200, "hot_standby": true, "ratio": 0.50}}}`,
+		{name: "numbers and booleans keep their form", patch: `{"postgresql": {"parameters": {"max_connections": 200, "hot_standby": true, "ratio": 0.50}}}`,
 			want: func(c *cluster.DynamicConfig) {
-				c.PostgreSQL.Parameters = map[string]string{"max_connections": "200", "work_mem": "4MB", "hot_standby": "true", "ratio": "0.50"}
+				c.PostgreSQL.Parameters = map[string]string{"max_connections": "200", "work_mem": "4MB", "hot_standby": "on", "ratio": "0.50"}
+				c.PostgreSQL.ParameterForms = map[string]json.RawMessage{"max_connections": json.RawMessage("200"),
+					"hot_standby": json.RawMessage("true"), "ratio": json.RawMessage("0.50")}
 			}},
 		{name: "null deletes a parameter", patch: `{"postgresql": {"parameters": {"work_mem": null}}}`,
 			want: func(c *cluster.DynamicConfig) { c.PostgreSQL.Parameters = map[string]string{"max_connections": "100"} }},
@@ -56,7 +59,10 @@ func TestPatchConfig(t *testing.T) {
 			err: `key "postgresql.parameters.work_mem": expected a string, number or boolean, got an object`},
 		{name: "parameter name", patch: `{"postgresql": {"parameters": {"work mem": "1"}}}`, err: `"work mem" is not a parameter name`},
 		{name: "custom parameter name", patch: `{"postgresql": {"parameters": {"pg_stat_statements.max": 1000}}}`,
-			want: func(c *cluster.DynamicConfig) { c.PostgreSQL.Parameters["pg_stat_statements.max"] = "1000" }},
+			want: func(c *cluster.DynamicConfig) {
+				c.PostgreSQL.Parameters["pg_stat_statements.max"] = "1000"
+				c.PostgreSQL.ParameterForms = map[string]json.RawMessage{"pg_stat_statements.max": json.RawMessage("1000")}
+			}},
 		{name: "invalid timing", patch: `{"ttl": 3, "loop_wait": 2, "retry_timeout": 2}`,
 			err: "invalid configuration: loop_wait + 2*retry_timeout must not exceed ttl: 2 + 2*2 > 3"},
 		{name: "range errors joined", patch: `{"ttl": 1, "loop_wait": 0}`,
@@ -100,6 +106,7 @@ func TestReplaceConfig(t *testing.T) {
 	want := cluster.DefaultDynamicConfig()
 	want.TTL, want.LoopWait, want.Pause = 10, 2, true
 	want.PostgreSQL.Parameters = map[string]string{"max_connections": "50"}
+	want.PostgreSQL.ParameterForms = map[string]json.RawMessage{"max_connections": json.RawMessage("50")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
@@ -122,4 +129,51 @@ func TestReplaceConfig(t *testing.T) {
 			t.Errorf("ReplaceConfig(%s) = %v, want a BadRequestError containing %q", doc, err, msg)
 		}
 	}
+}
+
+// Keys of Patroni's configuration Regent does not implement are accepted
+// and kept; a value the config key holds that cannot be decoded blocks a
+// patch until the patch fixes it, and PUT replaces it.
+func TestPatchConfigPatroniKeys(t *testing.T) {
+	cur, problems, err := cluster.DecodeDynamicConfig([]byte(`{"ttl": 10, "loop_wait": 2, "slots": {"s": {"type": "physical"}},
+		"postgresql": {"use_slots": false, "parameters": {"max_connections": 150}}}`))
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	got, err := PatchConfig(cur, []byte(`{"check_timeline": true, "standby_cluster": {"host": "10.0.0.1", "port": 5432},
+		"postgresql": {"pg_hba": ["host all all 0.0.0.0/0 md5"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(got)
+	for _, want := range []string{`"check_timeline":true`, `"standby_cluster":{"host":"10.0.0.1","port":5432}`,
+		`"slots":{"s":{"type":"physical"}}`, `"use_slots":false`, `"pg_hba":["host all all 0.0.0.0/0 md5"]`, `"max_connections":150`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("patched config %s lacks %s", b, want)
+		}
+	}
+	if got, err = PatchConfig(got, []byte(`{"slots": null}`)); err != nil || strings.Contains(mustJSON(t, got), `"slots"`) {
+		t.Errorf("null did not delete slots: %s, %v", mustJSON(t, got), err)
+	}
+
+	bad, problems, _ := cluster.DecodeDynamicConfig([]byte(`{"ttl": "10", "check_timeline": true}`))
+	if len(problems) == 0 {
+		t.Fatal("no problem")
+	}
+	if _, err := PatchConfig(bad, []byte(`{"loop_wait": 1}`)); err == nil || !strings.Contains(err.Error(), `key "ttl": expected an integer, got "10"`) {
+		t.Errorf("patch over an invalid ttl: %v", err)
+	}
+	fixed, err := PatchConfig(bad, []byte(`{"ttl": 10}`))
+	if err != nil || fixed.TTL != 10 || !strings.Contains(mustJSON(t, fixed), `"check_timeline":true`) {
+		t.Errorf("patch fixing ttl = %s, %v", mustJSON(t, fixed), err)
+	}
+}
+
+func mustJSON(t *testing.T, c cluster.DynamicConfig) string {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
