@@ -144,6 +144,19 @@ func (c *actx) apply(o ha.Observation, d ha.Decision, act ha.Action) error {
 		if o.Cluster != nil {
 			return c.writeStatus(c.deadline(rt), ha.LeaderStatus(o))
 		}
+	case ha.ClaimInitialize:
+		// agent.claimInitialize: the initialize key with this data
+		// directory's system identifier, if no one wrote it first.
+		if o.PG.SystemID == "" {
+			return errors.New("the data directory's system identifier is unknown")
+		}
+		won, err := c.createIfAbsent(c.deadline(rt), keyInitialize, o.PG.SystemID)
+		if err != nil {
+			return err
+		}
+		if !won {
+			return errors.New("another member wrote the initialize key first")
+		}
 	default:
 		return fmt.Errorf("unknown action %v", act.Kind)
 	}
