@@ -67,7 +67,7 @@ func IsPatroniOnlyKey(dotted string) bool {
 	path := strings.Split(dotted, ".")
 	t := reflect.TypeFor[DynamicConfig]()
 	for i, k := range path {
-		f, ok := jsonFieldsOf(t)[k]
+		f, ok := JSONFields(t)[k]
 		if !ok {
 			return true
 		}
@@ -195,7 +195,7 @@ func decodeInto(b []byte, v any, prefix string, problems *[]string) error {
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
 	rv := reflect.ValueOf(v).Elem()
-	fields := jsonFieldsOf(rv.Type())
+	fields := JSONFields(rv.Type())
 	preserved := rv.FieldByName("Preserved")
 	keep := func(k string, raw json.RawMessage) {
 		if preserved.IsNil() {
@@ -376,7 +376,7 @@ func objectKeys(b []byte) ([]string, error) {
 
 // jsonFieldsOf maps the JSON names of struct type t's exported fields to
 // the fields.
-func jsonFieldsOf(t reflect.Type) map[string]reflect.StructField {
+func JSONFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := range t.NumField() {
 		f := t.Field(i)

@@ -44,21 +44,7 @@ func testAdoptStandalone(t *testing.T, running bool) {
 		Dir: testDir(t), Binary: binary, Scope: "legacy", Etcd: etcd.Endpoints(), DCS: fastDCS(),
 		Members: []localcluster.MemberSpec{m1, m2},
 	}
-	c, err := localcluster.New(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		_ = c.StopAll(ctx, 30*time.Second)
-		for _, m := range spec.Members {
-			killPostmaster(c, m.Name)
-		}
-		if t.Failed() || os.Getenv("REGENT_E2E_LOGS") != "" {
-			dumpLogs(t, c)
-		}
-	})
+	c := newCluster(t, spec)
 
 	sa := newStandalone(t, c.DataDir("m1"), m1.PGPort, c.Password("superuser"))
 	const rows = 1000

@@ -118,10 +118,23 @@ func startMembersDCS(t *testing.T, etcd *etcdtest.Server, members []localcluster
 	})
 }
 
-// runSpec starts every member of spec and stops them when the test ends,
-// killing the postmasters of members a test killed; their logs are dumped
-// when the test failed (or REGENT_E2E_LOGS is set).
+// runSpec starts every member of spec (see newCluster).
 func runSpec(t *testing.T, spec localcluster.Spec) *localcluster.Cluster {
+	t.Helper()
+	c := newCluster(t, spec)
+	for _, m := range spec.Members {
+		if err := c.Start(m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// newCluster prepares spec's members without starting them, and stops
+// them when the test ends, killing the postmasters of members a test
+// killed; their logs are dumped when the test failed (or REGENT_E2E_LOGS
+// is set).
+func newCluster(t *testing.T, spec localcluster.Spec) *localcluster.Cluster {
 	t.Helper()
 	c, err := localcluster.New(spec)
 	if err != nil {
@@ -139,11 +152,6 @@ func runSpec(t *testing.T, spec localcluster.Spec) *localcluster.Cluster {
 			dumpLogs(t, c)
 		}
 	})
-	for _, m := range spec.Members {
-		if err := c.Start(m.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
 	return c
 }
 

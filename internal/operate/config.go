@@ -81,23 +81,6 @@ func parseDocument(data []byte) (map[string]any, error) {
 // ("extension.setting") included.
 var gucName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*$`)
 
-// jsonFields maps the JSON names of a struct's fields to their types.
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	return out
-}
-
 func joinKey(path, key string) string {
 	if path == "" {
 		return key
@@ -108,7 +91,7 @@ func joinKey(path, key string) string {
 // checkObject checks obj's keys and values against struct type t. A null
 // value is always allowed: it means the default.
 func checkObject(obj map[string]any, t reflect.Type, path string, problems *[]string) {
-	fields := jsonFields(t)
+	fields := cluster.JSONFields(t)
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
 		keys = append(keys, k)
@@ -123,7 +106,7 @@ func checkObject(obj map[string]any, t reflect.Type, path string, problems *[]st
 			}
 			continue
 		}
-		checkValue(obj[k], ft, key, problems)
+		checkValue(obj[k], ft.Type, key, problems)
 	}
 }
 
