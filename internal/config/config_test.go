@@ -544,3 +544,30 @@ func TestMisspeltTagsAreNamed(t *testing.T) {
 		t.Fatalf("MisspeltTags = %q, want %q", got, want)
 	}
 }
+
+// A Patroni member file's bootstrap.dcs may hold keys of Patroni's dynamic
+// configuration Regent does not implement: they load, are kept verbatim,
+// and the bootstrap writes them into the config key. A misspelt key is
+// still refused.
+func TestBootstrapDCSKeepsPatroniKeys(t *testing.T) {
+	data := base + "bootstrap:\n  dcs:\n    check_timeline: true\n    standby_cluster:\n      host: 10.0.0.1\n      port: 5432\n" +
+		"    postgresql:\n      recovery_conf:\n        restore_command: cp /arch/%f %p\n"
+	c, err := config.Parse([]byte(data), "member.yaml")
+	if err != nil {
+		t.Fatalf("a Patroni bootstrap.dcs is refused: %v", err)
+	}
+	b, err := json.Marshal(c.Bootstrap.DCS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"check_timeline":true`, `"standby_cluster":{"host":"10.0.0.1","port":5432}`,
+		`"recovery_conf":{"restore_command":"cp /arch/%f %p"}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config key from bootstrap.dcs %s lacks %s", b, want)
+		}
+	}
+	if _, err := config.Parse([]byte(base+"bootstrap:\n  dcs:\n    check_timelin: true\n"), "member.yaml"); err == nil ||
+		!strings.Contains(err.Error(), `did you mean "check_timeline"?`) {
+		t.Errorf("misspelt Patroni key: %v", err)
+	}
+}

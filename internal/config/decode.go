@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/regent-ha/regent/internal/cluster"
 )
 
 // decoder decodes a YAML node tree into a Go value strictly: every key must
@@ -137,7 +140,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 				d.decodeInline(p.value, rest, key, child)
 				continue
 			}
-			d.unknownKey(p.key, child, names)
+			if d.preservePatroniKey(p.value, v, key, child) {
+				continue
+			}
+			d.unknownKey(p.key, child, slices.Concat(names, patroniKeysAt(path)))
 			continue
 		}
 		d.decode(p.value, v.Field(i), child)
@@ -186,6 +192,57 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		d.decode(item, s.Index(i), path+"["+strconv.Itoa(i)+"]")
 	}
 	v.Set(s)
+}
+
+// bootstrapDCS is the path of the dynamic configuration in the member file.
+const bootstrapDCS = "bootstrap.dcs."
+
+// preservePatroniKey keeps a key of Patroni's dynamic configuration that
+// Regent does not implement (check_timeline, standby_cluster,
+// postgresql.recovery_conf, ...) found under bootstrap.dcs, verbatim in the
+// section's Preserved map, so that a Patroni member file loads and the
+// bootstrap writes the key into the config key as Patroni would. It
+// reports whether it did.
+func (d *decoder) preservePatroniKey(n *yaml.Node, v reflect.Value, key, path string) bool {
+	rel, ok := strings.CutPrefix(path, bootstrapDCS)
+	if !ok || !cluster.IsPatroniOnlyKey(rel) {
+		return false
+	}
+	f := v.FieldByName("Preserved")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[map[string]json.RawMessage]() {
+		return false
+	}
+	var val any
+	if err := n.Decode(&val); err != nil {
+		d.errorf(n, path, "%v", err)
+		return true
+	}
+	raw, err := json.Marshal(val)
+	if err != nil {
+		d.errorf(n, path, "cannot be kept for the config key: %v", err)
+		return true
+	}
+	if f.IsNil() {
+		f.Set(reflect.MakeMap(f.Type()))
+	}
+	f.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(json.RawMessage(raw)))
+	return true
+}
+
+// patroniKeysAt lists the Patroni-only keys directly below path when it is
+// inside bootstrap.dcs, for "did you mean" hints.
+func patroniKeysAt(path string) []string {
+	rel, ok := strings.CutPrefix(path+".", bootstrapDCS)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, k := range cluster.PatroniOnlyKeys {
+		if name, ok := strings.CutPrefix(k, rel); ok && !strings.Contains(name, ".") && cluster.IsPatroniOnlyKey(k) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (d *decoder) unknownKey(key *yaml.Node, path string, known []string) {
