@@ -121,7 +121,19 @@ func TestFailingPrePromoteKeepsTheReplica(t *testing.T) {
 		{Name: "m1", PGPort: freePort(t), APIPort: freePort(t)},
 		{Name: "m2", PGPort: freePort(t), APIPort: freePort(t), PostgreSQL: map[string]any{"pre_promote": refuse}},
 	}
-	c := startMembers(t, etcd, members)
+	// m1 bootstraps alone, so that m2 (with the refusing pre_promote) is
+	// the replica whichever agent would have won the initialize race.
+	c := newCluster(t, localcluster.Spec{Dir: dir, Binary: binary, Scope: "e2e", Etcd: etcd.Endpoints(), DCS: fastDCS(), Members: members})
+	if err := c.Start("m1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, 90*time.Second, "m1 leading", func(v *cluster.Cluster) bool {
+		m := v.LeaderMember()
+		return m != nil && m.Name == "m1" && m.State == cluster.StateRunning
+	})
+	if err := c.Start("m2"); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, c, 90*time.Second, "m1 leading and m2 streaming", func(v *cluster.Cluster) bool {
 		m := v.Member("m2")
 		return v.LeaderName() == "m1" && m != nil && m.ReplicationState == cluster.ReplicationStreaming
