@@ -156,11 +156,8 @@ func (a *Agent) abortPromotion(ctx context.Context, o ha.Observation, why string
 		a.releaseResolved("promotion aborted by pre_promote")
 	}
 	if o.Cluster != nil {
-		ectx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
-		defer cancel()
-		ev := cluster.Event{Time: time.Now().UTC().Format(time.RFC3339Nano), Member: a.cfg.Name,
-			Kind: cluster.EventPromotionRefused, Reason: "promotion aborted: " + why, Timeline: o.PG.Timeline, LSN: o.PG.LSN()}
-		if err := a.dcs.AppendEvent(ectx, ev); err != nil {
+		ev := cluster.Event{Kind: cluster.EventPromotionRefused, Reason: "promotion aborted: " + why, Timeline: o.PG.Timeline, LSN: o.PG.LSN()}
+		if err := a.recordEvent(ctx, ev); err != nil {
 			a.log.Warn("recording the aborted promotion in the DCS", "err", err)
 		}
 	}

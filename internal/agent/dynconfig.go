@@ -47,15 +47,7 @@ func (a *Agent) adoptConfig(ctx context.Context, view *cluster.Cluster) {
 	}) {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
-	defer cancel()
-	ev := cluster.Event{
-		Time:   time.Now().UTC().Format(time.RFC3339Nano),
-		Member: a.cfg.Name,
-		Kind:   cluster.EventConfigInvalid,
-		Reason: reason,
-	}
-	if err := a.dcs.AppendEvent(rctx, ev); err != nil {
+	if err := a.recordEvent(ctx, cluster.Event{Kind: cluster.EventConfigInvalid, Reason: reason}); err != nil {
 		a.log.Warn("recording the invalid dynamic configuration in the DCS", "err", err)
 		a.configProblem = "" // try again next loop
 	}

@@ -23,19 +23,20 @@ func (a *Agent) recordRefusal(ctx context.Context, o ha.Observation, d ha.Decisi
 	if o.Cluster == nil || (!a.refusalRecordedAt.IsZero() && time.Since(a.refusalRecordedAt) < refusalRepeat) {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
-	defer cancel()
-	ev := cluster.Event{
-		Time:     time.Now().UTC().Format(time.RFC3339Nano),
-		Member:   a.cfg.Name,
-		Kind:     cluster.EventPromotionRefused,
-		Reason:   d.Reason,
-		Timeline: o.PG.Timeline,
-		LSN:      o.PG.LSN(),
-	}
-	if err := a.dcs.AppendEvent(rctx, ev); err != nil {
+	ev := cluster.Event{Kind: cluster.EventPromotionRefused, Reason: d.Reason, Timeline: o.PG.Timeline, LSN: o.PG.LSN()}
+	if err := a.recordEvent(ctx, ev); err != nil {
 		a.log.Warn("recording the refused promotion in the DCS", "err", err)
 		return
 	}
 	a.refusalRecordedAt = time.Now()
+}
+
+// recordEvent appends ev, stamped with this member and the time, to the
+// DCS events key, bounded by retry_timeout.
+func (a *Agent) recordEvent(ctx context.Context, ev cluster.Event) error {
+	rctx, cancel := context.WithTimeout(ctx, a.dyn.RetryTimeoutDuration())
+	defer cancel()
+	ev.Time = time.Now().UTC().Format(time.RFC3339Nano)
+	ev.Member = a.cfg.Name
+	return a.dcs.AppendEvent(rctx, ev)
 }

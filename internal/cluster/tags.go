@@ -35,27 +35,22 @@ type Tags struct {
 
 // Priority is the effective failover priority: 0 means never promote; the
 // default is 1. nofailover wins over any priority.
-func (t Tags) Priority() int {
-	if t.NoFailover {
-		return 0
-	}
-	if t.FailoverPriority == nil {
-		return 1
-	}
-	return *t.FailoverPriority
-}
+func (t Tags) Priority() int { return priority(t.NoFailover, t.FailoverPriority) }
 
 // SyncPriorityValue is the effective synchronous-standby priority: 0 or
 // less means never synchronous; the default is 1. nosync wins over any
 // priority, as in Patroni.
-func (t Tags) SyncPriorityValue() int {
-	if t.NoSync {
+func (t Tags) SyncPriorityValue() int { return priority(t.NoSync, t.SyncPriority) }
+
+// priority is 0 when off is set, else p, else the default 1.
+func priority(off bool, p *int) int {
+	switch {
+	case off:
 		return 0
-	}
-	if t.SyncPriority == nil {
+	case p == nil:
 		return 1
 	}
-	return *t.SyncPriority
+	return *p
 }
 
 // IsZero reports whether no tag is set.

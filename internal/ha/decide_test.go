@@ -53,6 +53,29 @@ func (w *world) with(f func(o *Observation)) Observation {
 
 func noLeader(o *Observation) { o.Cluster.Leader = nil; o.Lease.KeyOnMyLease = false }
 
+// decideAs runs Decide on obs and fails the test unless its actions are
+// of the kinds want, the first targets target ("" = any) and the reason
+// mentions reason ("" = anything). It returns the decision for further
+// checks.
+func decideAs(t *testing.T, obs Observation, want []Kind, target, reason string) Decision {
+	t.Helper()
+	d := Decide(obs)
+	var got []Kind
+	for _, a := range d.Actions {
+		got = append(got, a.Kind)
+	}
+	if !equalKinds(got, want) {
+		t.Fatalf("Decide() = %v (%s), want %v", got, d.Reason, want)
+	}
+	if target != "" && d.Actions[0].Target != target {
+		t.Fatalf("%v targets %q, want %q (%s)", d.Actions[0].Kind, d.Actions[0].Target, target, d.Reason)
+	}
+	if reason != "" && !strings.Contains(d.Reason, reason) {
+		t.Fatalf("reason %q does not mention %q", d.Reason, reason)
+	}
+	return d
+}
+
 func TestDecide(t *testing.T) {
 	renew := cluster.DefaultDynamicConfig().RenewDeadline()
 	tests := []struct {
@@ -552,17 +575,7 @@ func TestDecide(t *testing.T) {
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			var got []Kind
-			for _, a := range d.Actions {
-				got = append(got, a.Kind)
-			}
-			if !equalKinds(got, tt.want) {
-				t.Fatalf("Decide() = %v (%s), want %v", got, d.Reason, tt.want)
-			}
-			if tt.reason != "" && !strings.Contains(d.Reason, tt.reason) {
-				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
-			}
+			d := decideAs(t, tt.obs, tt.want, "", tt.reason)
 			if d.Reason == "" {
 				t.Fatal("every decision must carry a reason")
 			}

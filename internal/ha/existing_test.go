@@ -1,7 +1,6 @@
 package ha
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/regent-ha/regent/internal/cluster"
@@ -162,17 +161,7 @@ func TestDecideExistingData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			var got []Kind
-			for _, a := range d.Actions {
-				got = append(got, a.Kind)
-			}
-			if !equalKinds(got, tt.want) {
-				t.Fatalf("Decide() = %v (%s), want %v", got, d.Reason, tt.want)
-			}
-			if tt.reason != "" && !strings.Contains(d.Reason, tt.reason) {
-				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
-			}
+			decideAs(t, tt.obs, tt.want, "", tt.reason)
 		})
 	}
 }

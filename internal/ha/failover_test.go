@@ -2,7 +2,6 @@ package ha
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -157,20 +156,7 @@ func TestDecideFailoverKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			var got []Kind
-			for _, a := range d.Actions {
-				got = append(got, a.Kind)
-			}
-			if !equalKinds(got, tt.want) {
-				t.Fatalf("Decide() = %v (%s), want %v", got, d.Reason, tt.want)
-			}
-			if tt.target != "" && d.Actions[0].Target != tt.target {
-				t.Fatalf("target %q, want %q (%s)", d.Actions[0].Target, tt.target, d.Reason)
-			}
-			if tt.reason != "" && !strings.Contains(d.Reason, tt.reason) {
-				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
-			}
+			decideAs(t, tt.obs, tt.want, tt.target, tt.reason)
 		})
 	}
 }

@@ -169,20 +169,7 @@ func TestDecideRejoinFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			var got []Kind
-			for _, a := range d.Actions {
-				got = append(got, a.Kind)
-			}
-			if !equalKinds(got, tt.want) {
-				t.Fatalf("Decide() = %v (%s), want %v", got, d.Reason, tt.want)
-			}
-			if tt.target != "" && d.Actions[0].Target != tt.target {
-				t.Fatalf("%v targets %q, want %q (%s)", d.Actions[0].Kind, d.Actions[0].Target, tt.target, d.Reason)
-			}
-			if !strings.Contains(d.Reason, tt.reason) {
-				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
-			}
+			d := decideAs(t, tt.obs, tt.want, tt.target, tt.reason)
 			for _, no := range tt.notReasons {
 				if strings.Contains(d.Reason, no) {
 					t.Fatalf("reason %q mentions %q", d.Reason, no)
