@@ -107,13 +107,15 @@ func chooseSync(o Observation, current []string) []string {
 }
 
 // syncCandidates lists the streaming replicas of this leader, on its
-// timeline, without replicatefrom and with a positive sync priority (not
-// nosync): as Patroni orders them, by sync_priority, highest first, then
-// the current synchronous ones, then by WAL position, most first.
+// timeline, without replicatefrom or nostream (such a replica recovers
+// from the archive only) and with a positive sync priority (not nosync):
+// as Patroni orders them, by sync_priority, highest first, then the
+// current synchronous ones, then by WAL position, most first.
 func syncCandidates(o Observation, current []string) []string {
 	var candidates []*cluster.Member
 	for _, m := range o.Cluster.SortedMembers() {
 		if m.Name == o.Self.Name || m.EffectiveTags().SyncPriorityValue() <= 0 || m.EffectiveTags().ReplicateFrom != "" ||
+			m.EffectiveTags().NoStream ||
 			m.State != cluster.StateRunning || m.ReplicationState != cluster.ReplicationStreaming ||
 			m.XLogLocation == nil || m.Timeline != o.PG.Timeline {
 			continue

@@ -142,6 +142,14 @@ func TestDecideSync(t *testing.T) {
 			want: SetSyncStandbys, names: []string{"n3"},
 		},
 		{
+			name: "a nostream replica is never a synchronous candidate",
+			obs: syncWorld("n1", func(o *Observation) {
+				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{NoStream: true, SyncPriority: intp(9)}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
 			name: "nosync wins over a positive sync_priority",
 			obs: syncWorld("n1", func(o *Observation) {
 				o.Cluster.Sync = &cluster.SyncState{Leader: "n1"}
