@@ -11,8 +11,8 @@
 //     that the leader's status key lists in retain_slots,
 //   - or the name of a permanent slot in the configuration (slots).
 //
-// Only owned slots are ever dropped, and never one matching ignore_slots,
-// one that is active or a logical one. A slot made by pg_receivewal,
+// Only owned slots are ever dropped, and never one matching ignore_slots
+// or one that is active; a logical one only on a replica (below). A slot made by pg_receivewal,
 // barman or a logical consumer under any other name is left alone. (Patroni
 // drops every slot it does not know unless ignore_slots matches it.)
 //
@@ -23,6 +23,21 @@
 // these physical slots advanced to the positions the leader publishes in
 // the status key, so that a replica promoted after a failover already holds
 // the WAL every member and permanent slot still needs.
+//
+// Permanent logical slots, as Patroni 4 keeps them: the leader creates
+// them (from PostgreSQL 17 with failover => true, and its replicas run
+// sync_replication_slots instead of the rules below). Below 17, a
+// replica that may become the leader keeps a copy of each: a missing copy
+// is copied from the leader's pg_replslot/<name>/state (CopyLogical), an
+// existing one is advanced to the leader's confirmed flush position, never
+// past the replica's replay LSN; both only once hot_standby_feedback is on
+// and the leader's slot for this member carries an xmin. A copy that is
+// ahead of the leader's (a demoted or rewound primary's slot) or has
+// another database or plugin is dropped and copied again.
+//
+// nostream: a replica tagged nostream streams from nobody, so no member
+// keeps a physical slot for it, and it keeps no copies, physical or
+// logical.
 package slots
 
 import (
@@ -68,6 +83,25 @@ type Input struct {
 	// NoFailover is this member's tag: such a replica never becomes the
 	// leader and keeps no copies of the others' slots.
 	NoFailover bool
+	// NoStream is this member's nostream tag: it recovers from the archive
+	// only and keeps no slot copies, physical or logical.
+	NoStream bool
+	// NoStreamMembers are the members tagged nostream: no member keeps a
+	// physical slot for them.
+	NoStreamMembers []string
+	// ServerVersion is server_version_num (150000 for 15). From 17 on,
+	// permanent logical slots are failover slots that PostgreSQL itself
+	// synchronises to replicas (sync_replication_slots); below, a replica
+	// keeps copies of them.
+	ServerVersion int
+	// ReplayLSN is a replica's replay position: a logical copy is never
+	// advanced past it.
+	ReplayLSN int64
+	// FeedbackReady is true on a replica whose hot_standby_feedback is on
+	// and whose physical slot on the leader carries an xmin: without it
+	// the leader may remove catalog rows a logical copy still needs, so
+	// no copy is made or advanced.
+	FeedbackReady bool
 	// Retained are member slot names kept for absent members
 	// (Retention.Retained) and Expired those whose time ran out
 	// (Retention.Expired).
@@ -84,7 +118,13 @@ type Input struct {
 // LogicalSlot is a logical slot to create.
 type LogicalSlot struct {
 	Name, Database, Plugin string
+	// Failover creates it with failover => true (PostgreSQL 17 and later).
+	Failover bool
 }
+
+// failoverSlotsVersion is the first server_version_num with failover
+// slots and sync_replication_slots.
+const failoverSlotsVersion = 170000
 
 // Plan is what to change, each entry with its reason.
 type Plan struct {
@@ -94,6 +134,17 @@ type Plan struct {
 	CreateLogical []LogicalSlot
 	// Advance moves inactive physical slots forward (name -> LSN).
 	Advance map[string]int64
+	// CopyLogical are permanent logical slots missing on this replica
+	// (PostgreSQL below 17): their state file is copied from the leader
+	// while this server is stopped.
+	CopyLogical []LogicalSlot
+	// AdvanceLogical moves a replica's inactive logical copies forward
+	// (name -> LSN: the leader's confirmed flush, at most the replay LSN).
+	AdvanceLogical map[string]int64
+	// SyncReplicationSlots is true on a replica of PostgreSQL 17 or later
+	// that is to have sync_replication_slots on (it keeps the failover
+	// slots itself).
+	SyncReplicationSlots bool
 	// Drop are owned, inactive slots no longer kept.
 	Drop []string
 	// Reasons says why each named slot is created, advanced or dropped.
@@ -107,7 +158,7 @@ type Plan struct {
 
 // Empty reports whether the plan changes nothing.
 func (p Plan) Empty() bool {
-	return len(p.Create)+len(p.CreateLogical)+len(p.Advance)+len(p.Drop) == 0
+	return len(p.Create)+len(p.CreateLogical)+len(p.Advance)+len(p.Drop)+len(p.CopyLogical)+len(p.AdvanceLogical) == 0
 }
 
 // validName is the form PostgreSQL and Patroni accept for slot names.
@@ -115,10 +166,15 @@ var validName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // Decide computes the plan for one member.
 func Decide(in Input) Plan {
-	p := Plan{Advance: map[string]int64{}, Reasons: map[string]string{}}
+	p := Plan{Advance: map[string]int64{}, AdvanceLogical: map[string]int64{}, Reasons: map[string]string{}}
 	self := cluster.SlotName(in.Self)
 	useSlots := in.Config.PostgreSQL.UseSlots
-	keepCopies := in.Primary || !in.NoFailover
+	keepCopies := in.Primary || (!in.NoFailover && !in.NoStream)
+	failoverSlots := in.ServerVersion >= failoverSlotsVersion
+	noStream := map[string]bool{}
+	for _, m := range in.NoStreamMembers {
+		noStream[cluster.SlotName(m)] = true
+	}
 
 	owned := map[string]bool{}
 	want := map[string]string{} // name -> type
@@ -126,7 +182,7 @@ func Decide(in Input) Plan {
 	for _, m := range in.Members {
 		n := cluster.SlotName(m)
 		owned[n] = true
-		if n != self && useSlots && keepCopies {
+		if n != self && useSlots && keepCopies && !noStream[n] {
 			want[n], why[n] = cluster.SlotPhysical, "slot of member "+m
 		}
 	}
@@ -166,8 +222,8 @@ func Decide(in Input) Plan {
 				continue
 			}
 			owned[n] = true
-			if useSlots && in.Primary {
-				logical[n] = LogicalSlot{Name: n, Database: ps.Database, Plugin: ps.Plugin}
+			if useSlots && (in.Primary || keepCopies) {
+				logical[n] = LogicalSlot{Name: n, Database: ps.Database, Plugin: ps.Plugin, Failover: failoverSlots}
 			}
 		default:
 			p.Problems = append(p.Problems, fmt.Sprintf("permanent slot %q: type must be physical or logical, got %q", n, ps.Type))
@@ -191,12 +247,54 @@ func Decide(in Input) Plan {
 			p.Reasons[n] = why[n] + ": advanced to the leader's position"
 		}
 	}
+	var dropLogical []string
 	for _, n := range sortedKeys(logical) {
-		if _, ok := have[n]; !ok {
-			p.CreateLogical = append(p.CreateLogical, logical[n])
+		ls := logical[n]
+		s, ok := have[n]
+		switch {
+		case in.Primary && !ok:
+			p.CreateLogical = append(p.CreateLogical, ls)
 			p.Reasons[n] = "permanent logical slot"
+		case in.Primary:
+		case failoverSlots:
+			// PostgreSQL 17+: the replica's slot sync worker keeps it.
+			p.SyncReplicationSlots = true
+		case ok && (s.Type != cluster.SlotLogical || s.Active):
+			// Under another type, or in use: not Regent's to touch.
+		case ok && (s.Database != ls.Database || s.Plugin != ls.Plugin):
+			dropLogical = append(dropLogical, n)
+			p.Reasons[n] = "logical copy with another database or plugin than configured: dropped, to be copied again from the leader"
+		case in.Positions[n] == 0:
+			// The leader publishes no position: it has no such slot yet.
+		case ok && s.ConfirmedFlushLSN > in.Positions[n]:
+			// A demoted or rewound primary's slot is ahead of the
+			// leader's: its position names changes the new timeline
+			// may not have, so the leader's copy replaces it.
+			dropLogical = append(dropLogical, n)
+			p.Reasons[n] = "logical slot ahead of the leader's (a former primary's): dropped, to be copied again from the leader"
+		case !in.FeedbackReady:
+			// Not copied or advanced until hot_standby_feedback is on and
+			// the leader's slot for this member carries an xmin (Patroni's
+			// "physical slot required" check): the leader could have
+			// removed catalog rows the copy needs.
+		case !ok:
+			p.CopyLogical = append(p.CopyLogical, ls)
+			p.Reasons[n] = "permanent logical slot: copied from the leader so that it survives a failover"
+		default:
+			if to := min(in.Positions[n], in.ReplayLSN); to > s.ConfirmedFlushLSN {
+				p.AdvanceLogical[n] = to
+				p.Reasons[n] = "permanent logical slot: copy advanced to the leader's confirmed position"
+			}
 		}
 	}
+	for _, s := range in.Existing {
+		if s.Type == cluster.SlotLogical && owned[s.Name] && !s.Active && !in.Primary && !failoverSlots &&
+			(!useSlots || !keepCopies) && !ignored(in.Config.IgnoreSlots, s) {
+			dropLogical = append(dropLogical, s.Name)
+			p.Reasons[s.Name] = dropReason(s.Name, self, useSlots, keepCopies, nil, in.NoStream)
+		}
+	}
+	p.Drop = append(p.Drop, dropLogical...)
 	for _, s := range in.Existing {
 		if !owned[s.Name] || s.Active || s.Type != cluster.SlotPhysical {
 			continue
@@ -208,7 +306,7 @@ func Decide(in Input) Plan {
 			continue
 		}
 		p.Drop = append(p.Drop, s.Name)
-		p.Reasons[s.Name] = dropReason(s.Name, self, useSlots, keepCopies, in.Expired)
+		p.Reasons[s.Name] = dropReason(s.Name, self, useSlots, keepCopies, in.Expired, in.NoStream)
 	}
 	sort.Strings(p.Drop)
 	for _, n := range in.Expired {
@@ -231,12 +329,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func dropReason(name, self string, useSlots, keepCopies bool, expired []string) string {
+func dropReason(name, self string, useSlots, keepCopies bool, expired []string, noStream bool) string {
 	switch {
 	case !useSlots:
 		return "use_slots is off"
 	case name == self:
 		return "this member's own slot"
+	case !keepCopies && noStream:
+		return "a nostream replica keeps no slot copies"
 	case !keepCopies:
 		return "a nofailover replica keeps no member slots"
 	}

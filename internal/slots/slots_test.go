@@ -133,3 +133,104 @@ func TestLeaderPermanentSlots(t *testing.T) {
 		t.Fatalf("leader plan %+v", p)
 	}
 }
+
+func logicalSlot(name string, confirmed int64) Slot {
+	return Slot{Name: name, Type: cluster.SlotLogical, Database: "postgres", Plugin: "test_decoding",
+		RestartLSN: confirmed, ConfirmedFlushLSN: confirmed}
+}
+
+// replicaLogicalInput is replica n2 of leader n1 with a permanent logical
+// slot cdc at 500 on the leader and replay at 600.
+func replicaLogicalInput(existing ...Slot) Input {
+	in := leaderInput(existing...)
+	in.Self, in.Primary = "n2", false
+	in.ServerVersion, in.ReplayLSN, in.FeedbackReady = 150000, 600, true
+	in.Positions = map[string]int64{"cdc": 500, "n1": 600, "n3": 600}
+	in.Config.Slots = map[string]*cluster.PermanentSlot{"cdc": {Type: cluster.SlotLogical, Database: "postgres", Plugin: "test_decoding"}}
+	return in
+}
+
+func TestLogicalSlotCopies(t *testing.T) {
+	cdc := LogicalSlot{Name: "cdc", Database: "postgres", Plugin: "test_decoding"}
+	tests := []struct {
+		name    string
+		in      Input
+		copy    []LogicalSlot
+		advance map[string]int64
+		drop    []string
+		create  []LogicalSlot
+		native  bool
+	}{
+		{name: "a replica copies a missing permanent logical slot from the leader",
+			in: replicaLogicalInput(), copy: []LogicalSlot{cdc}},
+		{name: "and advances its copy to the leader's confirmed position",
+			in: replicaLogicalInput(logicalSlot("cdc", 300)), advance: map[string]int64{"cdc": 500}},
+		{name: "but never past its own replay position",
+			in: func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.ReplayLSN = 400; return in }(),
+			advance: map[string]int64{"cdc": 400}},
+		{name: "no copy without hot_standby_feedback and an xmin on the leader's slot",
+			in: func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.FeedbackReady = false; return in }()},
+		{name: "nothing before the leader publishes the slot's position",
+			in: func() Input { in := replicaLogicalInput(); delete(in.Positions, "cdc"); return in }()},
+		{name: "a demoted primary's slot ahead of the leader's is dropped, to be copied again",
+			in: replicaLogicalInput(logicalSlot("cdc", 700)), drop: []string{"cdc"}},
+		{name: "a copy with another plugin is dropped",
+			in: func() Input {
+				s := logicalSlot("cdc", 300)
+				s.Plugin = "pgoutput"
+				return replicaLogicalInput(s)
+			}(), drop: []string{"cdc"}},
+		{name: "an active logical slot is never touched",
+			in: func() Input { s := logicalSlot("cdc", 700); s.Active = true; return replicaLogicalInput(s) }()},
+		{name: "a foreign logical slot on a replica is left alone",
+			in: replicaLogicalInput(logicalSlot("cdc", 300), logicalSlot("debezium", 100)), advance: map[string]int64{"cdc": 500}},
+		{name: "a nostream replica keeps no logical copy and drops its stale one",
+			in:   func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.NoStream = true; return in }(),
+			drop: []string{"cdc"}},
+		{name: "a nofailover replica keeps no logical copy",
+			in: func() Input { in := replicaLogicalInput(); in.NoFailover = true; return in }()},
+		{name: "PostgreSQL 17 leader: a failover slot",
+			in: func() Input {
+				in := replicaLogicalInput()
+				in.Self, in.Primary, in.ServerVersion = "n1", true, 170000
+				return in
+			}(), create: []LogicalSlot{{Name: "cdc", Database: "postgres", Plugin: "test_decoding", Failover: true}}},
+		{name: "PostgreSQL 15 leader: a plain logical slot",
+			in: func() Input {
+				in := replicaLogicalInput()
+				in.Self, in.Primary = "n1", true
+				return in
+			}(), create: []LogicalSlot{cdc}},
+		{name: "PostgreSQL 17 replica: no copy, sync_replication_slots keeps it",
+			in: func() Input { in := replicaLogicalInput(); in.ServerVersion = 170000; return in }(), native: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Decide(tt.in)
+			if tt.advance == nil {
+				tt.advance = map[string]int64{}
+			}
+			if !reflect.DeepEqual(p.CopyLogical, tt.copy) || !reflect.DeepEqual(p.AdvanceLogical, tt.advance) ||
+				!reflect.DeepEqual(p.Drop, tt.drop) || !reflect.DeepEqual(p.CreateLogical, tt.create) ||
+				p.SyncReplicationSlots != tt.native {
+				t.Fatalf("plan %+v\nwant copy %v advance %v drop %v create %v native %v", p, tt.copy, tt.advance, tt.drop, tt.create, tt.native)
+			}
+		})
+	}
+}
+
+func TestNoStream(t *testing.T) {
+	// The leader keeps no slot for a nostream member and drops its old one.
+	in := leaderInput(phys("n2", true, 100), phys("n3", false, 100))
+	in.NoStreamMembers = []string{"n3"}
+	if p := Decide(in); len(p.Create) != 0 || !reflect.DeepEqual(p.Drop, []string{"n3"}) {
+		t.Fatalf("leader with nostream n3: %+v, want n3 dropped and nothing created", p)
+	}
+	// A nostream replica keeps no copies of the members' slots.
+	in = leaderInput(phys("n1", false, 100), phys("n3", false, 100))
+	in.Self, in.Primary, in.NoStream = "n2", false, true
+	p := Decide(in)
+	if len(p.Create) != 0 || !reflect.DeepEqual(p.Drop, []string{"n1", "n3"}) || p.Reasons["n1"] != "a nostream replica keeps no slot copies" {
+		t.Fatalf("nostream replica: %+v", p)
+	}
+}
