@@ -24,6 +24,7 @@ func (a *Agent) syncSlots(ctx context.Context, view *cluster.Cluster, primary bo
 	ttl := a.dyn.MemberSlotsTTL.Duration()
 	in := slots.Input{
 		Self: a.cfg.Name, Primary: primary, Members: memberNames(view), NoFailover: a.cfg.Tags.NoFailover,
+		NoStream: a.cfg.Tags.NoStream, NoStreamMembers: noStreamMembers(view),
 		Retained: a.slotRetention.Retained(now, ttl), Expired: a.slotRetention.Expired(now, ttl),
 		StatusRetain: view.Status.RetainSlots, Positions: view.Status.Slots,
 		Config: a.dyn, Existing: existing,
@@ -113,6 +114,21 @@ func memberNames(view *cluster.Cluster) []string {
 	out := make([]string, 0, len(view.Members))
 	for n := range view.Members {
 		out = append(out, n)
+	}
+	return out
+}
+
+// noStreamMembers are the members tagged nostream: they stream from
+// nobody, so no member keeps a slot for them.
+func noStreamMembers(view *cluster.Cluster) []string {
+	if view == nil {
+		return nil
+	}
+	var out []string
+	for n, m := range view.Members {
+		if m.EffectiveTags().NoStream {
+			out = append(out, n)
+		}
 	}
 	return out
 }

@@ -166,7 +166,7 @@ func TestLogicalSlotCopies(t *testing.T) {
 		{name: "and advances its copy to the leader's confirmed position",
 			in: replicaLogicalInput(logicalSlot("cdc", 300)), advance: map[string]int64{"cdc": 500}},
 		{name: "but never past its own replay position",
-			in: func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.ReplayLSN = 400; return in }(),
+			in:      func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.ReplayLSN = 400; return in }(),
 			advance: map[string]int64{"cdc": 400}},
 		{name: "no copy without hot_standby_feedback and an xmin on the leader's slot",
 			in: func() Input { in := replicaLogicalInput(logicalSlot("cdc", 300)); in.FeedbackReady = false; return in }()},
