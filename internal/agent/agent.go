@@ -234,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn(w)
 	}
 	if a.cfg.Tags.NoStream {
-		a.log.Warn("tag nostream is published but not acted on: as a replica this member streams from its upstream (Regent has no archive-only replicas yet)")
+		a.log.Warn("tag nostream: no member keeps a slot for this member, it keeps no slot copies and is never synchronous, but as a replica it still streams from its upstream (Regent has no archive-only replicas yet)")
 	}
 	for {
 		if err := a.loop(ctx); err != nil {
