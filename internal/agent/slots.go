@@ -25,6 +25,7 @@ func (a *Agent) syncSlots(ctx context.Context, view *cluster.Cluster, primary bo
 	in := slots.Input{
 		Self: a.cfg.Name, Primary: primary, Members: memberNames(view), NoFailover: a.cfg.Tags.NoFailover,
 		NoStream: a.cfg.Tags.NoStream, NoStreamMembers: noStreamMembers(view),
+		ServerVersion: a.lastPG.ServerVersion,
 		Retained: a.slotRetention.Retained(now, ttl), Expired: a.slotRetention.Expired(now, ttl),
 		StatusRetain: view.Status.RetainSlots, Positions: view.Status.Slots,
 		Config: a.dyn, Existing: existing,

@@ -117,7 +117,13 @@ func (i *Instance) createLogicalSlot(ctx context.Context, l slots.LogicalSlot) e
 		return fmt.Errorf("create logical slot %q: %w", l.Name, err)
 	}
 	defer closeConn(c)
-	_, err = c.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, $2)", l.Name, l.Plugin)
+	q := "SELECT pg_create_logical_replication_slot($1, $2)"
+	if l.Failover {
+		// PostgreSQL 17+: a failover slot, which replicas running
+		// sync_replication_slots keep in step.
+		q = "SELECT pg_create_logical_replication_slot($1, $2, false, false, true)"
+	}
+	_, err = c.Exec(ctx, q, l.Name, l.Plugin)
 	if err != nil && !isSQLState(err, "42710") {
 		return fmt.Errorf("create logical slot %q (database %s, plugin %s): %w", l.Name, l.Database, l.Plugin, err)
 	}
