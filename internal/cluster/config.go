@@ -176,45 +176,52 @@ func (c DynamicConfig) ForLease(leaseTTL time.Duration) DynamicConfig {
 	return c
 }
 
+// MaxTiming is the upper bound, in seconds, of every timing of the dynamic
+// configuration (one hour): far above any sensible value, far below
+// anything that overflows time.Duration or etcd's lease TTL.
+const MaxTiming = 3600
+
+// MaxSyncNodeCount bounds synchronous_node_count.
+const MaxSyncNodeCount = 1000
+
 // Validate checks types, ranges and the timing invariants. The error lists
 // every problem found.
 func (c DynamicConfig) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.TTL < 2 {
-		bad("ttl must be at least 2 seconds, got %d", c.TTL)
+	// Every timing has an upper bound so that the durations derived from it
+	// (and their sums below) cannot overflow time.Duration; the float
+	// checks are written as !(lo <= x && x <= hi) so that NaN is refused.
+	intIn := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad("%s must be in [%d, %d] seconds, got %d", key, lo, hi, v)
+		}
 	}
-	if c.LoopWait < 1 {
-		bad("loop_wait must be at least 1 second, got %d", c.LoopWait)
+	floatIn := func(key string, v, lo, hi float64) {
+		if !(lo <= v && v <= hi) {
+			bad("%s must be in [%g, %g] seconds, got %g", key, lo, hi, v)
+		}
 	}
-	if c.RetryTimeout < 1 {
-		bad("retry_timeout must be at least 1 second, got %d", c.RetryTimeout)
-	}
+	intIn("ttl", c.TTL, 2, MaxTiming)
+	intIn("loop_wait", c.LoopWait, 1, MaxTiming)
+	intIn("retry_timeout", c.RetryTimeout, 1, MaxTiming)
 	if c.MaximumLagOnFailover < 0 {
 		bad("maximum_lag_on_failover must not be negative, got %d", c.MaximumLagOnFailover)
 	}
-	if c.PrimaryStartTimeout < 0 {
-		bad("primary_start_timeout must not be negative, got %d", c.PrimaryStartTimeout)
-	}
-	if c.FenceTimeout <= 0 {
-		bad("fence_timeout must be positive, got %g", c.FenceTimeout)
-	}
-	if c.SafetyMargin < 0 {
-		bad("safety_margin must not be negative, got %g", c.SafetyMargin)
-	}
-	if c.ClockDrift < 0 || c.ClockDrift >= 0.5 {
+	intIn("primary_start_timeout", c.PrimaryStartTimeout, 0, MaxTiming)
+	floatIn("fence_timeout", c.FenceTimeout, 0.01, MaxTiming)
+	floatIn("safety_margin", c.SafetyMargin, 0, MaxTiming)
+	if !(c.ClockDrift >= 0 && c.ClockDrift < 0.5) {
 		bad("clock_drift must be in [0, 0.5), got %g", c.ClockDrift)
 	}
-	if c.PeerTimeout <= 0 {
-		bad("peer_timeout must be positive, got %g", c.PeerTimeout)
-	}
+	floatIn("peer_timeout", c.PeerTimeout, 0.01, MaxTiming)
 	switch c.SynchronousMode {
 	case SyncOff, SyncOn, SyncQuorum:
 	default:
 		bad("synchronous_mode must be off, on or quorum, got %q", c.SynchronousMode)
 	}
-	if c.SynchronousNodeCount < 1 {
-		bad("synchronous_node_count must be at least 1, got %d", c.SynchronousNodeCount)
+	if c.SynchronousNodeCount < 1 || c.SynchronousNodeCount > MaxSyncNodeCount {
+		bad("synchronous_node_count must be in [1, %d], got %d", MaxSyncNodeCount, c.SynchronousNodeCount)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

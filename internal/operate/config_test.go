@@ -66,7 +66,7 @@ func TestPatchConfig(t *testing.T) {
 		{name: "invalid timing", patch: `{"ttl": 3, "loop_wait": 2, "retry_timeout": 2}`,
 			err: "invalid configuration: loop_wait + 2*retry_timeout must not exceed ttl: 2 + 2*2 > 3"},
 		{name: "range errors joined", patch: `{"ttl": 1, "loop_wait": 0}`,
-			err: "invalid configuration: ttl must be at least 2 seconds, got 1; loop_wait must be at least 1 second"},
+			err: "invalid configuration: ttl must be in [2, 3600] seconds, got 1; loop_wait must be in [1, 3600] seconds"},
 		{name: "not an object", patch: `[1]`, err: "must be a JSON object, got a list"},
 		{name: "empty body", patch: ``, err: "the configuration is empty"},
 		{name: "bad JSON", patch: `{"ttl": }`, err: "invalid JSON"},
