@@ -52,6 +52,15 @@ type DynamicConfig struct {
 	// SynchronousNodeCount is how many synchronous standbys to keep (on),
 	// or how many standbys must confirm each commit (quorum: ANY n).
 	SynchronousNodeCount int `json:"synchronous_node_count" yaml:"synchronous_node_count"`
+	// MaximumLagOnSyncnode is Patroni's maximum_lag_on_syncnode: when
+	// positive, a streaming replica whose flushed WAL lags more than this
+	// many bytes behind the most advanced position (the leader's WAL, or
+	// the furthest replica's when it is ahead of the leader's sample) is
+	// an unhealthy synchronous candidate and is replaced by a healthy
+	// asynchronous one. A lagging standby is never dropped without a
+	// replacement. Zero or negative (the default, -1) disables the check,
+	// as in Patroni.
+	MaximumLagOnSyncnode int64 `json:"maximum_lag_on_syncnode" yaml:"maximum_lag_on_syncnode"`
 	// FailsafeMode keeps the primary running through a DCS outage for as
 	// long as every member listed in the failsafe key acknowledges it over
 	// the REST API; without it the primary is fenced at the renew deadline.
@@ -116,6 +125,7 @@ func DefaultDynamicConfig() DynamicConfig {
 		PeerTimeout:          1,
 		SynchronousMode:      SyncOff,
 		SynchronousNodeCount: 1,
+		MaximumLagOnSyncnode: -1,
 		MemberSlotsTTL:       1800,
 		PostgreSQL: PostgreSQLConfig{
 			UsePgRewind: true,

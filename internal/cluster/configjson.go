@@ -37,7 +37,6 @@ var PatroniOnlyKeys = []string{
 	"master_start_timeout",
 	"master_stop_timeout",
 	"max_timelines_history",
-	"maximum_lag_on_syncnode",
 	"member_slots_ttl",
 	"primary_race_backoff",
 	"primary_stop_timeout",

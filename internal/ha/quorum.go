@@ -47,7 +47,14 @@ func decideQuorumSync(o Observation) (Decision, bool) {
 			Action{Kind: PublishSync}, act(LeaderHousekeeping)), true
 	}
 	published, q := sync.Members, sync.Quorum
-	desired := syncCandidates(o, published)
+	desired, lagging := syncCandidates(o, published)
+	// maximum_lag_on_syncnode: lagging standbys leave the quorum list when
+	// enough healthy ones remain to confirm commits (ANY n keeps its n);
+	// otherwise they stay, as in "on" mode. Dropping one goes through
+	// step 1 like any other departure.
+	if healthy := minus(desired, keys(lagging)); len(lagging) > 0 && len(healthy) >= o.Config.SynchronousNodeCount {
+		desired = healthy
+	}
 	sort.Strings(desired)
 	k := min(o.Config.SynchronousNodeCount, len(desired))
 	names, anyK := desired, k
@@ -204,4 +211,12 @@ func contains(list []string, x string) bool {
 		}
 	}
 	return false
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -370,3 +370,30 @@ func TestQuorumModePromotion(t *testing.T) {
 		t.Fatalf("switchover to an unlisted replica: %s (%s)", d.Summary(), d.Reason)
 	}
 }
+
+// TestQuorumMaximumLagOnSyncnode: in quorum mode a standby lagging beyond
+// maximum_lag_on_syncnode leaves the quorum list (the key first) when
+// enough healthy standbys remain for ANY n, and stays otherwise.
+func TestQuorumMaximumLagOnSyncnode(t *testing.T) {
+	n23 := []string{"n2", "n3"}
+	lag := func(n int) func(o *Observation) {
+		return func(o *Observation) {
+			o.Config.MaximumLagOnSyncnode = 500
+			o.Config.SynchronousNodeCount = n
+			o.PG.WriteLSN = 1000
+			o.PG.StandbyFlush = map[string]int64{"n2": 100, "n3": 1000}
+		}
+	}
+	d := Decide(quorumWorld(n23, 1, n23, 1, both(settled("n2", "n3"), lag(1))))
+	if !d.Is(PublishSync) || !slices.Equal(d.Actions[0].Names, []string{"n3"}) || d.Actions[0].Quorum != 1 {
+		t.Fatalf("Decide() = %s (%s), want the key [n3] quorum 1 before synchronous_standby_names changes", d.Summary(), d.Reason)
+	}
+	d = Decide(quorumWorld([]string{"n3"}, 1, n23, 1, both(settled("n2", "n3"), lag(1))))
+	if !d.Is(SetSyncStandbys) || !slices.Equal(d.Actions[0].Names, []string{"n3"}) || d.Actions[0].Quorum != 1 {
+		t.Fatalf("Decide() = %s (%s), want ANY 1 (n3)", d.Summary(), d.Reason)
+	}
+	d = Decide(quorumWorld(n23, 0, n23, 2, both(settled("n2", "n3"), lag(2))))
+	if d.Is(PublishSync) || d.Is(SetSyncStandbys) {
+		t.Fatalf("Decide() = %s (%s): with ANY 2 and one healthy standby the lagging one must stay", d.Summary(), d.Reason)
+	}
+}

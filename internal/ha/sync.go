@@ -98,7 +98,7 @@ func decideSync(o Observation) (Decision, bool) {
 // from syncCandidates: the highest sync_priority, among equals keeping the
 // current ones while they qualify, then the least lagging.
 func chooseSync(o Observation, current []string) []string {
-	out := syncCandidates(o, current)
+	out, _ := syncCandidates(o, current)
 	if len(out) > o.Config.SynchronousNodeCount {
 		out = out[:o.Config.SynchronousNodeCount]
 	}
@@ -109,9 +109,13 @@ func chooseSync(o Observation, current []string) []string {
 // syncCandidates lists the streaming replicas of this leader, on its
 // timeline, without replicatefrom or nostream (such a replica recovers
 // from the archive only) and with a positive sync priority (not nosync):
-// as Patroni orders them, by sync_priority, highest first, then the
-// current synchronous ones, then by WAL position, most first.
-func syncCandidates(o Observation, current []string) []string {
+// as Patroni orders them, healthy ones first (within
+// maximum_lag_on_syncnode, see laggingSync), then by sync_priority,
+// highest first, then the current synchronous ones, then by WAL position,
+// most first. A lagging candidate stays in the list, last: it is chosen
+// only when there are not enough healthy ones, so the lag rule never
+// leaves the leader with fewer synchronous standbys.
+func syncCandidates(o Observation, current []string) (names []string, lagging map[string]bool) {
 	var candidates []*cluster.Member
 	for _, m := range o.Cluster.SortedMembers() {
 		if m.Name == o.Self.Name || m.EffectiveTags().SyncPriorityValue() <= 0 || m.EffectiveTags().ReplicateFrom != "" ||
@@ -122,7 +126,12 @@ func syncCandidates(o Observation, current []string) []string {
 		}
 		candidates = append(candidates, m)
 	}
+	lagging = laggingSync(o, candidates, current)
 	sort.SliceStable(candidates, func(i, j int) bool {
+		li, lj := lagging[candidates[i].Name], lagging[candidates[j].Name]
+		if li != lj {
+			return lj
+		}
 		pi, pj := candidates[i].EffectiveTags().SyncPriorityValue(), candidates[j].EffectiveTags().SyncPriorityValue()
 		if pi != pj {
 			return pi > pj
@@ -136,6 +145,42 @@ func syncCandidates(o Observation, current []string) []string {
 	out := make([]string, 0, len(candidates))
 	for _, m := range candidates {
 		out = append(out, m.Name)
+	}
+	return out, lagging
+}
+
+// laggingSync reports the candidates that are unhealthy synchronous
+// standbys under maximum_lag_on_syncnode: their flushed WAL (as
+// pg_stat_replication reports it, else their member key) lags more than
+// the limit behind the most advanced position, the leader's WAL or the
+// furthest candidate's if that is ahead of the leader's sample (Patroni's
+// max_lsn). The check is off when the limit is not positive. In
+// synchronous_mode_strict a current synchronous standby is never counted
+// as lagging: strict mode trades availability for safety, and Regent does
+// not move the role away from a standby that holds every commit.
+func laggingSync(o Observation, candidates []*cluster.Member, current []string) map[string]bool {
+	limit := o.Config.MaximumLagOnSyncnode
+	if limit <= 0 || len(candidates) == 0 {
+		return nil
+	}
+	position := func(m *cluster.Member) int64 {
+		if lsn, ok := o.PG.StandbyFlush[m.Name]; ok {
+			return lsn
+		}
+		return *m.XLogLocation
+	}
+	top := o.PG.WriteLSN
+	for _, m := range candidates {
+		top = max(top, position(m))
+	}
+	out := map[string]bool{}
+	for _, m := range candidates {
+		if o.Config.SynchronousModeStrict && slices.Contains(current, m.Name) {
+			continue
+		}
+		if top-position(m) > limit {
+			out[m.Name] = true
+		}
 	}
 	return out
 }

@@ -308,3 +308,93 @@ func TestFormerSyncLeaderIsEligible(t *testing.T) {
 	}
 }
 func intp(v int) *int { return &v }
+
+// TestMaximumLagOnSyncnode pins Patroni's maximum_lag_on_syncnode: a
+// synchronous standby lagging beyond it is replaced by a healthy
+// asynchronous one, and kept when there is none, in strict mode, or when
+// the check is off (the default, -1).
+func TestMaximumLagOnSyncnode(t *testing.T) {
+	// n2 is the published synchronous standby and has flushed only up to
+	// 100; n3 flushed up to the leader's 1000.
+	lagging := func(f func(o *Observation)) Observation {
+		return syncWorld("n1", func(o *Observation) {
+			o.Config.MaximumLagOnSyncnode = 500
+			o.Cluster.Sync = &cluster.SyncState{Leader: "n1", Members: []string{"n2"}}
+			o.PG.WriteLSN = 1000
+			o.PG.SyncStandbyNames = []string{"n2"}
+			o.PG.SyncReported = []string{"n2"}
+			o.PG.SyncSetLSN = 90
+			o.PG.StandbyFlush = map[string]int64{"n2": 100, "n3": 1000}
+			if f != nil {
+				f(o)
+			}
+		})
+	}
+	tests := []struct {
+		name  string
+		obs   Observation
+		want  Kind
+		names []string
+	}{
+		{
+			name: "the lagging standby leaves the sync key first",
+			obs:  lagging(nil),
+			want: PublishSync, names: nil,
+		},
+		{
+			name: "then PostgreSQL waits for the healthy one",
+			obs: lagging(func(o *Observation) {
+				o.Cluster.Sync.Members = nil
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "a healthy standby is chosen over a lagging one with a higher sync_priority",
+			obs: lagging(func(o *Observation) {
+				o.Cluster.Sync.Members = nil
+				o.PG.SyncStandbyNames, o.PG.SyncReported = nil, nil
+				o.Cluster.Members["n2"].Tags = &cluster.Tags{SyncPriority: intp(5)}
+			}),
+			want: SetSyncStandbys, names: []string{"n3"},
+		},
+		{
+			name: "off by default (-1): the lagging standby stays",
+			obs: lagging(func(o *Observation) {
+				o.Config.MaximumLagOnSyncnode = cluster.DefaultDynamicConfig().MaximumLagOnSyncnode
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "within the limit: it stays",
+			obs: lagging(func(o *Observation) {
+				o.Config.MaximumLagOnSyncnode = 900
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "no healthy replacement: the lagging standby stays",
+			obs: lagging(func(o *Observation) {
+				o.PG.StandbyFlush["n3"] = 200
+			}),
+			want: LeaderHousekeeping,
+		},
+		{
+			name: "strict mode: the synchronous standby is never moved for lag",
+			obs: lagging(func(o *Observation) {
+				o.Config.SynchronousModeStrict = true
+			}),
+			want: LeaderHousekeeping,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(tt.obs)
+			if !d.Is(tt.want) {
+				t.Fatalf("Decide() = %s (%s), want %v first", d.Summary(), d.Reason, tt.want)
+			}
+			if tt.want != LeaderHousekeeping && !slices.Equal(d.Actions[0].Names, tt.names) {
+				t.Fatalf("names %v, want %v (%s)", d.Actions[0].Names, tt.names, d.Reason)
+			}
+		})
+	}
+}
