@@ -226,16 +226,7 @@ func TestDecideSync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			if !d.Is(tt.want) {
-				t.Fatalf("Decide() = %s (%s), want %v first", d.Summary(), d.Reason, tt.want)
-			}
-			if tt.want != LeaderHousekeeping && !slices.Equal(d.Actions[0].Names, tt.names) {
-				t.Fatalf("names %v, want %v (%s)", d.Actions[0].Names, tt.names, d.Reason)
-			}
-			if tt.reason != "" && !strings.Contains(d.Reason, tt.reason) {
-				t.Fatalf("reason %q does not mention %q", d.Reason, tt.reason)
-			}
+			checkSyncDecision(t, Decide(tt.obs), tt.want, tt.names, tt.reason)
 		})
 	}
 }
@@ -388,13 +379,23 @@ func TestMaximumLagOnSyncnode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.obs)
-			if !d.Is(tt.want) {
-				t.Fatalf("Decide() = %s (%s), want %v first", d.Summary(), d.Reason, tt.want)
-			}
-			if tt.want != LeaderHousekeeping && !slices.Equal(d.Actions[0].Names, tt.names) {
-				t.Fatalf("names %v, want %v (%s)", d.Actions[0].Names, tt.names, d.Reason)
-			}
+			checkSyncDecision(t, Decide(tt.obs), tt.want, tt.names, "")
 		})
+	}
+}
+
+// checkSyncDecision checks that d starts with want, names the given
+// standbys (unless it is housekeeping only) and, when reason is not
+// empty, mentions it.
+func checkSyncDecision(t *testing.T, d Decision, want Kind, names []string, reason string) {
+	t.Helper()
+	if !d.Is(want) {
+		t.Fatalf("Decide() = %s (%s), want %v first", d.Summary(), d.Reason, want)
+	}
+	if want != LeaderHousekeeping && !slices.Equal(d.Actions[0].Names, names) {
+		t.Fatalf("names %v, want %v (%s)", d.Actions[0].Names, names, d.Reason)
+	}
+	if reason != "" && !strings.Contains(d.Reason, reason) {
+		t.Fatalf("reason %q does not mention %q", d.Reason, reason)
 	}
 }
